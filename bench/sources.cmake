@@ -1,0 +1,6 @@
+list(APPEND NM_CLI_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/bench.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_bus.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_crypto_primitives.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_crypto_session.c
+)

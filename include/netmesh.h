@@ -1,0 +1,16 @@
+/*
+ * netmesh.h - the umbrella header of libnetmesh, the Net mesh in C11.
+ *
+ * Include this one header; it pulls in every public surface under
+ * <netmesh/...>. Every public symbol is prefixed nm_ / NM_.
+ */
+#ifndef NETMESH_H
+#define NETMESH_H
+
+#include <netmesh/common.h>
+#include <netmesh/version.h>
+#include <netmesh/error.h>
+#include <netmesh/bus.h>
+#include <netmesh/adapter.h>
+
+#endif

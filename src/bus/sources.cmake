@@ -1,0 +1,2 @@
+list(APPEND NM_SOURCES
+)

@@ -1,0 +1,4 @@
+list(APPEND NM_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/error.c
+  ${CMAKE_CURRENT_LIST_DIR}/clock.c
+)

@@ -1,0 +1,52 @@
+/* tools/netmesh/main.c - the netmesh command-line tool. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <netmesh.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"demo", nm_cmd_demo, "run the showcase on the embedded in-memory bus"},
+    {"bench", nm_cmd_bench, "run benchmarks: bench <group|all> [--json]"},
+    {"identity", nm_cmd_identity, "identity new|show: ed25519 node identity"},
+    {"token", nm_cmd_token, "token issue|verify: permission tokens"},
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: netmesh <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    }
+    fprintf(f, "\n  --help     this text\n  --version  print the version\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return NM_CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return NM_CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("netmesh %s\n", nm_version());
+        return NM_CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (!strcmp(argv[1], commands[i].name)) {
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    return nm_cli_usage_error("unknown command '%s'", argv[1]);
+}

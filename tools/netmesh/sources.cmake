@@ -1,0 +1,8 @@
+list(APPEND NM_CLI_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/main.c
+  ${CMAKE_CURRENT_LIST_DIR}/util.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_demo.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_bench.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_identity.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_token.c
+)

@@ -1,0 +1,76 @@
+/* tools/netmesh/util.c - CLI helpers: errors and hex. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <netmesh.h>
+
+int
+nm_cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("netmesh: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n(see 'netmesh --help')\n", stderr);
+    return NM_CLI_EXIT_USAGE;
+}
+
+int
+nm_cli_fail(int rc, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("netmesh: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    const char *d = nm_errdetail();
+    if (d && *d) {
+        fprintf(stderr, ": %s (%s)\n", nm_strerror(rc), d);
+    } else {
+        fprintf(stderr, ": %s\n", nm_strerror(rc));
+    }
+    return NM_CLI_EXIT_FAIL;
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int
+nm_cli_hex_decode(const char *hex, uint8_t *out, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        int hi = hexval(hex[2 * i]);
+        int lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return hex[2 * len] == '\0' ? 0 : -1;
+}
+
+void
+nm_cli_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
