@@ -1,2 +1,3 @@
 list(APPEND NM_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/memory.c
 )

@@ -1,0 +1,138 @@
+/*
+ * src/bus/bus_impl.h - internals of the event bus.
+ *
+ * Each shard owns a bounded MPMC ring of 128-byte slots (Vyukov's bounded
+ * queue): producers claim a position with one CAS on `tail`, write the
+ * slot, then publish it by storing seq = pos + 1. The dispatcher claims a
+ * run of published slots with one CAS on `head`, copies them into a
+ * refcounted batch and releases the slots (seq = pos + capacity). DropOldest
+ * and Sample producers evict the oldest slot with the same CAS on `head`.
+ *
+ * Shutdown sets NMI_TAIL_CLOSED in every shard's `tail`: a producer's claim
+ * CAS then fails, so no event can slip in after the final drain.
+ */
+#ifndef NMI_BUS_IMPL_H
+#define NMI_BUS_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <netmesh/adapter.h>
+#include <netmesh/bus.h>
+
+#include "core/core.h"
+
+#define NMI_TAIL_CLOSED (1ull << 63)
+#define NMI_SLOT_HEAP 1u
+
+typedef struct nmi_slot {
+    _Atomic uint64_t seq;
+    uint64_t ts;
+    uint32_t len;
+    uint32_t flags;
+    union {
+        uint8_t inl[NM_BUS_INLINE_MAX];
+        uint8_t *heap;
+    } u;
+} NMI_ALIGNED(128) nmi_slot;
+
+_Static_assert(sizeof(nmi_slot) == 128, "slot must be 128 bytes");
+
+typedef struct nmi_shard {
+    /* Producers' line: claim position (| NMI_TAIL_CLOSED) and the last
+     * timestamp handed out. */
+    _Atomic uint64_t tail NMI_ALIGNED(NMI_CACHELINE);
+    _Atomic uint64_t last_ts;
+    /* Consumers' line. */
+    _Atomic uint64_t head NMI_ALIGNED(NMI_CACHELINE);
+    /* Position of the batch the dispatcher is handing over (or
+     * UINT64_MAX): flush waits for it. */
+    _Atomic uint64_t inflight;
+    /* Rare-path counters. */
+    _Atomic uint64_t dropped NMI_ALIGNED(NMI_CACHELINE);
+    _Atomic uint64_t dropped_newest; /* also counted as ingested */
+    _Atomic uint64_t sampled;
+    _Atomic uint64_t rejected;
+    _Atomic uint64_t sample_ctr;
+    /* Dispatcher-owned counters (written by one thread, read by all). */
+    _Atomic uint64_t dispatched NMI_ALIGNED(NMI_CACHELINE);
+    _Atomic uint64_t batches;
+    nmi_slot *slots;
+    uint64_t mask;
+    uint16_t id;
+} nmi_shard;
+
+/* A batch as the dispatcher builds it; nm_batch is its public face. */
+typedef struct nmi_batch {
+    nm_batch pub;
+    _Atomic uint32_t refs;
+    nm_batch_event ev[];
+} nmi_batch;
+
+static inline nmi_batch *
+nmi_batch_of(const nm_batch *b)
+{
+    return (nmi_batch *)((char *)b - offsetof(nmi_batch, pub));
+}
+
+enum { NMI_BUS_OPEN = 0, NMI_BUS_CLOSING = 1, NMI_BUS_CLOSED = 2 };
+
+typedef struct nmi_sublist {
+    nm_sub **v;
+    size_t n, cap;
+} nmi_sublist;
+
+struct nm_bus {
+    nm_bus_config cfg;
+    uint32_t nshards;
+    uint32_t eff_min; /* batch_min capped by the ring capacity */
+    uint64_t nonce;
+    nmi_fastclock clock;
+    _Atomic int state;
+    _Atomic uint32_t refs; /* the bus handle + each live subscription */
+
+    nmi_shard *shards;
+
+    const nm_adapter_ops *ad;
+    void *ad_state;
+    _Atomic uint64_t adapter_errors;
+
+    /* Dispatcher. */
+    pthread_t thread;
+    bool thread_started;
+    _Atomic bool running;
+    _Atomic int sleeping;      /* dispatcher is (about to be) asleep */
+    _Atomic uint32_t flushers; /* flush() callers waiting */
+    pthread_mutex_t mu;        /* guards the cvs below */
+    pthread_cond_t wake_cv;    /* dispatcher sleeps here */
+    pthread_cond_t progress_cv; /* flushers sleep here */
+    pthread_mutex_t manual_mu; /* serializes manual-mode dispatching */
+    pthread_mutex_t shutdown_mu;
+    int shutdown_rc;
+
+    /* Subscriptions. */
+    pthread_mutex_t subs_mu;
+    nmi_sublist subs;
+};
+
+/* Internal entry points shared by bus.c, sub.c and poll.c. */
+void nmi_bus_ref(nm_bus *bus);
+void nmi_bus_unref(nm_bus *bus);
+void nmi_batch_free(nmi_batch *b);
+
+/* sub.c: the dispatcher hands every batch to the subscriptions. */
+void nmi_subs_deliver(nm_bus *bus, const nmi_batch *b);
+void nmi_subs_end_all(nm_bus *bus);
+
+/* filter.c */
+nm_filter *nmi_filter_clone(const nm_filter *f);
+bool nmi_filter_match_json(const nm_filter *f, const json_t *doc);
+
+/* cursor: base64(JSON {"<shard>":"<id>"}) <-> per-shard id strings.
+ * ids[s] is "" when the cursor has no entry for shard s. */
+#define NMI_ID_MAX 24
+int nmi_cursor_decode(const char *cursor, uint32_t nshards,
+                      char (*ids)[NMI_ID_MAX]);
+char *nmi_cursor_encode(uint32_t nshards, char (*ids)[NMI_ID_MAX]);
+
+#endif
