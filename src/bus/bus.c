@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -114,11 +115,12 @@ free_ring(nmi_shard *sh)
     uint64_t tail = atomic_load(&sh->tail) & ~NMI_TAIL_CLOSED;
     for (uint64_t p = head; p < tail; p++) {
         nmi_slot *s = &sh->slots[p & sh->mask];
-        if (atomic_load(&s->seq) == p + 1 && (s->flags & NMI_SLOT_HEAP)) {
+        if (slot_seq(sh, s, p, memory_order_acquire) == p + 1 &&
+            (s->flags & NMI_SLOT_HEAP)) {
             free(s->u.heap);
         }
     }
-    free(sh->slots);
+    munmap(sh->slots, sizeof(nmi_slot) * (sh->mask + 1));
     sh->slots = NULL;
 }
 
@@ -198,8 +200,6 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
     pthread_cond_init(&bus->wake_cv, &ca);
     pthread_cond_init(&bus->progress_cv, &ca);
     pthread_condattr_destroy(&ca);
-    nmi_fastclock_init(&bus->clock);
-
     bus->shards = aligned_alloc(NMI_CACHELINE,
                                 sizeof(nmi_shard) * bus->nshards);
     if (!bus->shards) {
@@ -212,13 +212,16 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
         sh->id = (uint16_t)i;
         sh->mask = cfg->ring_capacity - 1;
         atomic_init(&sh->inflight, UINT64_MAX);
-        sh->slots = aligned_alloc(128, sizeof(nmi_slot) * cfg->ring_capacity);
+        /* Fresh anonymous pages are zero, and zero is an empty ring (see
+         * slot_seq): pages are faulted in only as the ring is first used,
+         * page-aligned so no slot straddles an extra cache line. */
+        void *mem = mmap(NULL, sizeof(nmi_slot) * cfg->ring_capacity,
+                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                         -1, 0);
+        sh->slots = mem == MAP_FAILED ? NULL : mem;
         if (!sh->slots) {
             bus_free(bus);
             return nmi_err(NM_ENOMEM, "ring of %u slots", cfg->ring_capacity);
-        }
-        for (uint64_t p = 0; p < cfg->ring_capacity; p++) {
-            atomic_init(&sh->slots[p].seq, p);
         }
     }
 
@@ -230,6 +233,8 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
         return rc;
     }
 
+    /* Timestamps count from here: the end of open. */
+    nmi_fastclock_init(&bus->clock);
     if (cfg->dispatch == NM_DISPATCH_THREAD) {
         atomic_store(&bus->running, true);
         if (pthread_create(&bus->thread, NULL, dispatcher_main, bus) != 0) {
@@ -297,15 +302,19 @@ static size_t
 dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
 {
     uint64_t h, k;
+    size_t bytes;
     for (;;) {
         h = atomic_load_explicit(&sh->head, memory_order_acquire);
         k = 0;
+        bytes = 0;
+        /* One scan finds the run of published slots and sizes the batch
+         * (len shares the cache line with seq). */
         while (k < max) {
             nmi_slot *s = &sh->slots[(h + k) & sh->mask];
-            if (atomic_load_explicit(&s->seq, memory_order_acquire) !=
-                h + k + 1) {
+            if (slot_seq(sh, s, h + k, memory_order_acquire) != h + k + 1) {
                 break;
             }
+            bytes += s->len + 1;
             k++;
         }
         if (k == 0) {
@@ -319,10 +328,6 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
         atomic_store(&sh->inflight, UINT64_MAX);
     }
 
-    size_t bytes = 0;
-    for (uint64_t i = 0; i < k; i++) {
-        bytes += sh->slots[(h + i) & sh->mask].len + 1;
-    }
     nmi_batch *b = malloc(sizeof(nmi_batch) + k * sizeof(nm_batch_event) +
                           bytes);
     uint8_t *arena = b ? (uint8_t *)&b->ev[k] : NULL;
@@ -340,8 +345,7 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
         if (s->flags & NMI_SLOT_HEAP) {
             free(s->u.heap);
         }
-        atomic_store_explicit(&s->seq, h + i + sh->mask + 1,
-                              memory_order_release);
+        slot_set(sh, s, h + i, h + i + sh->mask + 1, memory_order_release);
     }
     if (!b) {
         /* Out of memory: the events are lost, and said so. */
@@ -386,7 +390,7 @@ head_ts(const nmi_shard *sh)
 {
     uint64_t h = atomic_load(&((nmi_shard *)sh)->head);
     nmi_slot *s = &sh->slots[h & sh->mask];
-    if (atomic_load_explicit(&s->seq, memory_order_acquire) != h + 1) {
+    if (slot_seq(sh, s, h, memory_order_acquire) != h + 1) {
         return UINT64_MAX;
     }
     return s->ts;
@@ -564,7 +568,7 @@ evict_oldest(nmi_shard *sh)
 {
     uint64_t h = atomic_load_explicit(&sh->head, memory_order_acquire);
     nmi_slot *s = &sh->slots[h & sh->mask];
-    if (atomic_load_explicit(&s->seq, memory_order_acquire) != h + 1) {
+    if (slot_seq(sh, s, h, memory_order_acquire) != h + 1) {
         return false;
     }
     if (!atomic_compare_exchange_strong(&sh->head, &h, h + 1)) {
@@ -573,7 +577,7 @@ evict_oldest(nmi_shard *sh)
     if (s->flags & NMI_SLOT_HEAP) {
         free(s->u.heap);
     }
-    atomic_store_explicit(&s->seq, h + sh->mask + 1, memory_order_release);
+    slot_set(sh, s, h, h + sh->mask + 1, memory_order_release);
     atomic_fetch_add_explicit(&sh->dropped, 1, memory_order_relaxed);
     return true;
 }
@@ -623,7 +627,7 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
             return nmi_err(NM_ESHUTDOWN, "the bus is shutting down");
         }
         s = &sh->slots[pos & sh->mask];
-        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        uint64_t seq = slot_seq(sh, s, pos, memory_order_acquire);
         int64_t diff = (int64_t)(seq - pos);
         if (diff == 0) {
             if (atomic_compare_exchange_weak_explicit(
@@ -713,7 +717,7 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
         s->flags = 0;
         memcpy(s->u.inl, data, len);
     }
-    atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+    slot_set(sh, s, pos, pos + 1, memory_order_release);
 
     /* Wake a sleeping dispatcher when this shard just became non-empty
      * or reached a full batch; under load it never sleeps, so this is a

@@ -62,6 +62,22 @@ typedef struct nmi_shard {
     uint16_t id;
 } nmi_shard;
 
+/* A slot stores its Vyukov sequence minus its ring position, so that a
+ * zeroed slot array is a valid empty ring (slot i expects position i):
+ * no page is touched at open. `pos` is any position mapping to `s`. */
+static inline uint64_t
+slot_seq(const nmi_shard *sh, nmi_slot *s, uint64_t pos, memory_order mo)
+{
+    return atomic_load_explicit(&s->seq, mo) + (pos & sh->mask);
+}
+
+static inline void
+slot_set(const nmi_shard *sh, nmi_slot *s, uint64_t pos, uint64_t seq,
+         memory_order mo)
+{
+    atomic_store_explicit(&s->seq, seq - (pos & sh->mask), mo);
+}
+
 /* A batch as the dispatcher builds it; nm_batch is its public face. */
 typedef struct nmi_batch {
     nm_batch pub;
