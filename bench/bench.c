@@ -39,8 +39,8 @@ nmb_iters(const nmb_opts *o, uint64_t base)
 }
 
 void
-nmb_report(const nmb_opts *o, const char *name, double value,
-           const char *unit, const char *baseline, double baseline_value)
+nmb_report(const nmb_opts *o, const char *name, double value, const char *unit,
+           const char *baseline, double baseline_value)
 {
     if (o->json) {
         if (baseline) {
@@ -50,12 +50,12 @@ nmb_report(const nmb_opts *o, const char *name, double value,
                    name, value, unit, baseline, baseline_value,
                    baseline_value != 0 ? value / baseline_value : 0.0);
         } else {
-            printf("{\"bench\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"}\n",
-                   name, value, unit);
+            printf("{\"bench\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"}\n", name,
+                   value, unit);
         }
     } else if (baseline) {
-        printf("%-32s %14.6g %-10s vs %-28s %14.6g  ratio %.3f\n", name,
-               value, unit, baseline, baseline_value,
+        printf("%-32s %14.6g %-10s vs %-28s %14.6g  ratio %.3f\n", name, value,
+               unit, baseline, baseline_value,
                baseline_value != 0 ? value / baseline_value : 0.0);
     } else {
         printf("%-32s %14.6g %s\n", name, value, unit);

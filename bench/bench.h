@@ -22,8 +22,7 @@ typedef struct nmb_opts {
 
 /* Print one figure. baseline may be NULL (no anchor). */
 void nmb_report(const nmb_opts *o, const char *name, double value,
-                const char *unit, const char *baseline,
-                double baseline_value);
+                const char *unit, const char *baseline, double baseline_value);
 
 /* Median of n doubles (sorts v in place). */
 double nmb_median(double *v, int n);

@@ -297,8 +297,7 @@ nmb_group_bus(const nmb_opts *o)
                "spsc_ring_64B", b);
     nmb_report(o, "bus.emit_raw_64B_2producers", nmb_median(v3, runs),
                "events/s", "spsc_ring_64B", b);
-    nmb_report(o, "bus.poll_1000", nmb_median(v4, runs), "events/s", NULL,
-               0);
+    nmb_report(o, "bus.poll_1000", nmb_median(v4, runs), "events/s", NULL, 0);
     if (err) {
         fprintf(stderr, "bench bus: some runs lost or failed events\n");
     }

@@ -79,8 +79,8 @@ main(void)
     nm_bus_flush(bus, 5000);
     nm_bus_stats st;
     nm_bus_stats_get(bus, &st);
-    printf("ingested %llu, dispatched %llu\n",
-           (unsigned long long)st.ingested, (unsigned long long)st.dispatched);
+    printf("ingested %llu, dispatched %llu\n", (unsigned long long)st.ingested,
+           (unsigned long long)st.dispatched);
     failures += st.ingested != 8 || st.dispatched != 8;
     nm_bus_close(bus);
     return failures ? 1 : 0;

@@ -15,8 +15,8 @@
     do {                                                                      \
         int rc_ = (call);                                                     \
         if (rc_ < 0) {                                                        \
-            fprintf(stderr, "%s failed: %s (%s)\n", #call,                    \
-                    nm_strerror(rc_), nm_errdetail());                        \
+            fprintf(stderr, "%s failed: %s (%s)\n", #call, nm_strerror(rc_),  \
+                    nm_errdetail());                                          \
             exit(1);                                                          \
         }                                                                     \
     } while (0)
@@ -41,7 +41,8 @@ main(void)
     CHECK(nm_bus_emit_str(node, "{\"token\": \"foo\"}", NULL));
 
     /* Batch. */
-    json_t *batch[2] = {json_pack("{s:i}", "a", 1), json_pack("{s:i}", "a", 2)};
+    json_t *batch[2] = {json_pack("{s:i}", "a", 1),
+                        json_pack("{s:i}", "a", 2)};
     int count = nm_bus_emit_json_batch(node, batch, 2);
     CHECK(count);
     printf("batch accepted %d events\n", count);

@@ -11,15 +11,15 @@
 #define NM_ASSERT_OK(call)                                                    \
     do {                                                                      \
         int rc_ = (call);                                                     \
-        cr_assert_eq(rc_, NM_OK, "%s -> %s (%s)", #call, nm_err_name(rc_),     \
+        cr_assert_eq(rc_, NM_OK, "%s -> %s (%s)", #call, nm_err_name(rc_),    \
                      nm_errdetail());                                         \
     } while (0)
 
 #define NM_ASSERT_ERR(call, code)                                             \
     do {                                                                      \
         int rc_ = (call);                                                     \
-        cr_assert_eq(rc_, (code), "%s -> %s, expected %s (%s)", #call,         \
-                     nm_err_name(rc_), nm_err_name(code), nm_errdetail());     \
+        cr_assert_eq(rc_, (code), "%s -> %s, expected %s (%s)", #call,        \
+                     nm_err_name(rc_), nm_err_name(code), nm_errdetail());    \
     } while (0)
 
 /* A one-shard, manual-dispatch bus with a tiny ring: every count in the

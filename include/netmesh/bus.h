@@ -152,8 +152,7 @@ NM_API int nm_bus_emit_raw(nm_bus *bus, const void *data, size_t len,
 
 /* nm_bus_emit_str - emit a NUL-terminated JSON text after validating it
  * (NM_EDECODE if it is not one JSON value). Same errors as emit_raw. */
-NM_API int nm_bus_emit_str(nm_bus *bus, const char *json,
-                           nm_receipt *receipt);
+NM_API int nm_bus_emit_str(nm_bus *bus, const char *json, nm_receipt *receipt);
 
 /* nm_bus_emit_json - serialize a jansson value (compact) and emit it: the
  * seed's emit(&T). The value is borrowed. */
@@ -238,15 +237,14 @@ NM_API int nm_filter_parse(const char *json, nm_filter **out);
 /* nm_filter_free - NULL is a no-op. */
 NM_API void nm_filter_free(nm_filter *f);
 /* nm_filter_match - true when the event bytes match. */
-NM_API bool nm_filter_match(const nm_filter *f, const void *data,
-                            size_t len);
+NM_API bool nm_filter_match(const nm_filter *f, const void *data, size_t len);
 
 typedef struct nm_poll_request {
-    size_t limit;        /* 1..100,000; the most events returned */
-    const char *cursor;  /* NULL = from the oldest retained event */
-    const nm_filter *filter;  /* NULL = everything */
+    size_t limit;            /* 1..100,000; the most events returned */
+    const char *cursor;      /* NULL = from the oldest retained event */
+    const nm_filter *filter; /* NULL = everything */
     nm_ordering ordering;
-    const uint16_t *shards;   /* NULL = all shards */
+    const uint16_t *shards; /* NULL = all shards */
     size_t nshards;
 } nm_poll_request;
 
@@ -254,13 +252,13 @@ typedef struct nm_poll_request {
 NM_API void nm_poll_request_init(nm_poll_request *req);
 
 typedef struct nm_event {
-    const uint8_t *data;   /* the raw bytes (NUL-terminated for convenience,
-                              the NUL not counted in len) */
+    const uint8_t *data; /* the raw bytes (NUL-terminated for convenience,
+                            the NUL not counted in len) */
     size_t len;
-    uint64_t seq;          /* per-shard sequence: the receipt's seq */
-    uint64_t timestamp;    /* insertion timestamp: the receipt's */
+    uint64_t seq;       /* per-shard sequence: the receipt's seq */
+    uint64_t timestamp; /* insertion timestamp: the receipt's */
     uint16_t shard;
-    char id[24];           /* adapter event id (decimal seq for memory) */
+    char id[24]; /* adapter event id (decimal seq for memory) */
 } nm_event;
 
 typedef struct nm_poll_response {

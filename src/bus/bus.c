@@ -45,8 +45,9 @@ static int
 validate_config(const nm_bus_config *c)
 {
     if (c->size != sizeof(*c)) {
-        return nmi_err(NM_EINVAL, "config.size is %u, expected %zu: call "
-                                  "nm_bus_config_init first",
+        return nmi_err(NM_EINVAL,
+                       "config.size is %u, expected %zu: call "
+                       "nm_bus_config_init first",
                        c->size, sizeof(*c));
     }
     if (c->shards == 0 || c->shards > NM_BUS_MAX_SHARDS) {
@@ -200,8 +201,8 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
     pthread_cond_init(&bus->wake_cv, &ca);
     pthread_cond_init(&bus->progress_cv, &ca);
     pthread_condattr_destroy(&ca);
-    bus->shards = aligned_alloc(NMI_CACHELINE,
-                                sizeof(nmi_shard) * bus->nshards);
+    bus->shards =
+        aligned_alloc(NMI_CACHELINE, sizeof(nmi_shard) * bus->nshards);
     if (!bus->shards) {
         bus_free(bus);
         return nmi_err(NM_ENOMEM, "shards");
@@ -215,9 +216,9 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
         /* Fresh anonymous pages are zero, and zero is an empty ring (see
          * slot_seq): pages are faulted in only as the ring is first used,
          * page-aligned so no slot straddles an extra cache line. */
-        void *mem = mmap(NULL, sizeof(nmi_slot) * cfg->ring_capacity,
-                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                         -1, 0);
+        void *mem =
+            mmap(NULL, sizeof(nmi_slot) * cfg->ring_capacity,
+                 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         sh->slots = mem == MAP_FAILED ? NULL : mem;
         if (!sh->slots) {
             bus_free(bus);
@@ -328,8 +329,8 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
         atomic_store(&sh->inflight, UINT64_MAX);
     }
 
-    nmi_batch *b = malloc(sizeof(nmi_batch) + k * sizeof(nm_batch_event) +
-                          bytes);
+    nmi_batch *b =
+        malloc(sizeof(nmi_batch) + k * sizeof(nm_batch_event) + bytes);
     uint8_t *arena = b ? (uint8_t *)&b->ev[k] : NULL;
     for (uint64_t i = 0; i < k; i++) {
         nmi_slot *s = &sh->slots[(h + i) & sh->mask];
@@ -376,9 +377,9 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
 static inline uint64_t
 shard_occupancy(const nmi_shard *sh)
 {
-    uint64_t t = atomic_load_explicit(&((nmi_shard *)sh)->tail,
-                                      memory_order_relaxed) &
-                 ~NMI_TAIL_CLOSED;
+    uint64_t t =
+        atomic_load_explicit(&((nmi_shard *)sh)->tail, memory_order_relaxed) &
+        ~NMI_TAIL_CLOSED;
     uint64_t h =
         atomic_load_explicit(&((nmi_shard *)sh)->head, memory_order_relaxed);
     return t > h ? t - h : 0;
@@ -538,8 +539,8 @@ nm_bus_dispatch(nm_bus *bus, size_t max_events)
             if (room == 0) {
                 break;
             }
-            size_t want = room < bus->cfg.batch_max ? room
-                                                    : bus->cfg.batch_max;
+            size_t want =
+                room < bus->cfg.batch_max ? room : bus->cfg.batch_max;
             size_t n = dispatch_shard(bus, sh, want);
             if (n == 0) {
                 break;
@@ -602,8 +603,9 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
         return nmi_err(NM_EINVAL, data ? "empty event" : "data is NULL");
     }
     if (nmi_unlikely(len > bus->cfg.max_event_bytes)) {
-        return nmi_err(NM_ETOOBIG, "event of %zu bytes exceeds "
-                                   "max_event_bytes %u",
+        return nmi_err(NM_ETOOBIG,
+                       "event of %zu bytes exceeds "
+                       "max_event_bytes %u",
                        len, bus->cfg.max_event_bytes);
     }
     uint8_t *heap = NULL;
@@ -630,9 +632,9 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
         uint64_t seq = slot_seq(sh, s, pos, memory_order_acquire);
         int64_t diff = (int64_t)(seq - pos);
         if (diff == 0) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &sh->tail, &pos, pos + 1, memory_order_relaxed,
-                    memory_order_relaxed)) {
+            if (atomic_compare_exchange_weak_explicit(&sh->tail, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
                 break;
             }
             continue;
@@ -656,14 +658,13 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
                            sh->id);
         case NM_BP_FAIL_PRODUCER:
             free(heap);
-            atomic_fetch_add_explicit(&sh->rejected, 1,
-                                      memory_order_relaxed);
-            return nmi_err(NM_EBACKPRESSURE,
-                           "shard %u is full (FailProducer)", sh->id);
+            atomic_fetch_add_explicit(&sh->rejected, 1, memory_order_relaxed);
+            return nmi_err(NM_EBACKPRESSURE, "shard %u is full (FailProducer)",
+                           sh->id);
         case NM_BP_SAMPLE:
             if (!kept_sample) {
-                uint64_t c = atomic_fetch_add_explicit(
-                    &sh->sample_ctr, 1, memory_order_relaxed);
+                uint64_t c = atomic_fetch_add_explicit(&sh->sample_ctr, 1,
+                                                       memory_order_relaxed);
                 if (c % bus->cfg.sample_rate != 0) {
                     free(heap);
                     atomic_fetch_add_explicit(&sh->sampled, 1,
@@ -722,8 +723,8 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
     /* Wake a sleeping dispatcher when this shard just became non-empty
      * or reached a full batch; under load it never sleeps, so this is a
      * single read of a shared, rarely written line. */
-    if (nmi_unlikely(atomic_load_explicit(&bus->sleeping,
-                                          memory_order_relaxed))) {
+    if (nmi_unlikely(
+            atomic_load_explicit(&bus->sleeping, memory_order_relaxed))) {
         uint64_t h = atomic_load_explicit(&sh->head, memory_order_relaxed);
         if (pos == h || pos + 1 - h >= bus->eff_min) {
             wake_dispatcher(bus);
@@ -738,8 +739,7 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
 }
 
 int
-nm_bus_emit_raw(nm_bus *bus, const void *data, size_t len,
-                nm_receipt *receipt)
+nm_bus_emit_raw(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
 {
     if (nmi_unlikely(!bus)) {
         return nmi_err(NM_EINVAL, "bus is NULL");
@@ -791,8 +791,8 @@ nm_bus_emit_json(nm_bus *bus, const json_t *value, nm_receipt *receipt)
 }
 
 int
-nm_bus_emit_raw_batch(nm_bus *bus, const void *const *data,
-                      const size_t *lens, size_t n)
+nm_bus_emit_raw_batch(nm_bus *bus, const void *const *data, const size_t *lens,
+                      size_t n)
 {
     if (!bus || (n > 0 && (!data || !lens))) {
         return nmi_err(NM_EINVAL, "bus, data and lens must not be NULL");
@@ -864,8 +864,7 @@ drain_to(nm_bus *bus, const uint64_t *target, uint64_t deadline)
             pthread_mutex_lock(&bus->manual_mu);
             size_t n = 0;
             for (uint32_t i = 0; i < bus->nshards; i++) {
-                n += dispatch_shard(bus, &bus->shards[i],
-                                    bus->cfg.batch_max);
+                n += dispatch_shard(bus, &bus->shards[i], bus->cfg.batch_max);
             }
             pthread_mutex_unlock(&bus->manual_mu);
             if (n == 0) {
@@ -893,8 +892,8 @@ drain_to(nm_bus *bus, const uint64_t *target, uint64_t deadline)
         }
         /* Bounded waits: progress is broadcast, but re-check at least
          * every 10 ms in case a producer is slow to publish. */
-        uint64_t ns = left < 0 || left > 10 ? 10000000ull
-                                            : (uint64_t)left * 1000000ull;
+        uint64_t ns =
+            left < 0 || left > 10 ? 10000000ull : (uint64_t)left * 1000000ull;
         struct timespec ts;
         timespec_after_ns(&ts, ns);
         pthread_cond_timedwait(&bus->progress_cv, &bus->mu, &ts);

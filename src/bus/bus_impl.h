@@ -117,12 +117,12 @@ struct nm_bus {
     pthread_t thread;
     bool thread_started;
     _Atomic bool running;
-    _Atomic int sleeping;      /* dispatcher is (about to be) asleep */
-    _Atomic uint32_t flushers; /* flush() callers waiting */
-    pthread_mutex_t mu;        /* guards the cvs below */
-    pthread_cond_t wake_cv;    /* dispatcher sleeps here */
+    _Atomic int sleeping;       /* dispatcher is (about to be) asleep */
+    _Atomic uint32_t flushers;  /* flush() callers waiting */
+    pthread_mutex_t mu;         /* guards the cvs below */
+    pthread_cond_t wake_cv;     /* dispatcher sleeps here */
     pthread_cond_t progress_cv; /* flushers sleep here */
-    pthread_mutex_t manual_mu; /* serializes manual-mode dispatching */
+    pthread_mutex_t manual_mu;  /* serializes manual-mode dispatching */
     pthread_mutex_t shutdown_mu;
     int shutdown_rc;
 

@@ -76,8 +76,9 @@ split_path(const char *path, fnode *n)
         const char *dot = strchr(start, '.');
         size_t sl = dot ? (size_t)(dot - start) : strlen(start);
         if (sl == 0) {
-            return nmi_err(NM_EDECODE, "filter path '%s' has an empty "
-                                       "segment",
+            return nmi_err(NM_EDECODE,
+                           "filter path '%s' has an empty "
+                           "segment",
                            path);
         }
         char *seg = strndup(start, sl);

@@ -159,21 +159,24 @@ nmi_cursor_decode(const char *cursor, uint32_t nshards,
     {
         uint32_t shard;
         if (!canonical_u16(key, &shard)) {
-            rc = nmi_err(NM_EDECODE, "cursor key '%.16s' is not a canonical "
-                                     "u16 shard id",
+            rc = nmi_err(NM_EDECODE,
+                         "cursor key '%.16s' is not a canonical "
+                         "u16 shard id",
                          key);
             break;
         }
         if (shard >= nshards) {
-            rc = nmi_err(NM_EDECODE, "cursor names shard %u but the bus has "
-                                     "%u shards",
+            rc = nmi_err(NM_EDECODE,
+                         "cursor names shard %u but the bus has "
+                         "%u shards",
                          shard, nshards);
             break;
         }
         const char *id = json_string_value(val);
         if (!id || !id[0] || strlen(id) >= NMI_ID_MAX) {
-            rc = nmi_err(NM_EDECODE, "cursor id for shard %u must be a "
-                                     "string of 1..%d bytes",
+            rc = nmi_err(NM_EDECODE,
+                         "cursor id for shard %u must be a "
+                         "string of 1..%d bytes",
                          shard, NMI_ID_MAX - 1);
             break;
         }
@@ -247,9 +250,8 @@ poll_one(nm_bus *bus, nm_poll_sink *sink, uint16_t shard,
     sink->quota = quota;
     sink->consumed = false;
     *more = false;
-    int rc = bus->ad->poll_shard(bus->ad_state, shard,
-                                 ids[shard][0] ? ids[shard] : NULL, sink,
-                                 more);
+    int rc = bus->ad->poll_shard(
+        bus->ad_state, shard, ids[shard][0] ? ids[shard] : NULL, sink, more);
     if (sink->err) {
         return sink->err;
     }
@@ -283,7 +285,7 @@ nm_bus_poll(nm_bus *bus, const nm_poll_request *req, nm_poll_response *resp)
         return nmi_err(NM_EINVAL, "nshards set but shards is NULL");
     }
     uint32_t ns = bus->nshards;
-    char (*ids)[NMI_ID_MAX] = calloc(ns, NMI_ID_MAX);
+    char(*ids)[NMI_ID_MAX] = calloc(ns, NMI_ID_MAX);
     uint16_t *order = calloc(ns, sizeof(uint16_t));
     bool *more = calloc(ns, sizeof(bool));
     bool *seen = calloc(ns, sizeof(bool));
@@ -298,8 +300,9 @@ nm_bus_poll(nm_bus *bus, const nm_poll_request *req, nm_poll_response *resp)
         for (size_t i = 0; i < req->nshards; i++) {
             uint16_t s = req->shards[i];
             if (s >= ns) {
-                rc = nmi_err(NM_EINVAL, "shard %u does not exist (the bus "
-                                        "has %u)",
+                rc = nmi_err(NM_EINVAL,
+                             "shard %u does not exist (the bus "
+                             "has %u)",
                              s, ns);
                 goto out;
             }

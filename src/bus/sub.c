@@ -197,11 +197,9 @@ nmi_subs_deliver(nm_bus *bus, const nmi_batch *b)
         bool signal = false;
         if (s->cancelled || s->ended) {
             /* nothing: the stream is over */
-        } else if (s->queued_events + owed >
-                       s->bus->cfg.sub_queue_capacity ||
+        } else if (s->queued_events + owed > s->bus->cfg.sub_queue_capacity ||
                    q_push(s, pb) != NM_OK) {
-            atomic_fetch_add_explicit(&s->missed, owed,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->missed, owed, memory_order_relaxed);
         } else {
             nm_batch_retain(pb);
             s->queued_events += owed;
@@ -342,11 +340,11 @@ nm_sub_next_json(nm_sub *s, nm_event *ev, json_t **value, int timeout_ms)
         return rc;
     }
     json_error_t jerr;
-    *value = json_loadb((const char *)ev->data, ev->len, JSON_DECODE_ANY,
-                        &jerr);
+    *value =
+        json_loadb((const char *)ev->data, ev->len, JSON_DECODE_ANY, &jerr);
     if (!*value) {
-        return nmi_err(NM_EDECODE, "event %u:%llu is not JSON: %s",
-                       ev->shard, (unsigned long long)ev->seq, jerr.text);
+        return nmi_err(NM_EDECODE, "event %u:%llu is not JSON: %s", ev->shard,
+                       (unsigned long long)ev->seq, jerr.text);
     }
     return NM_OK;
 }

@@ -85,14 +85,11 @@ Test(cli, version_help_and_usage_errors)
     cr_assert_not_null(strstr(out, "demo"));
     free(out);
     cr_assert_eq(run(NM_BUILD_DIR "/netmesh 2>/dev/null", NULL), 2);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh frobnicate 2>/dev/null", NULL),
-                 2);
+    cr_assert_eq(run(NM_BUILD_DIR "/netmesh frobnicate 2>/dev/null", NULL), 2);
     cr_assert_eq(run(NM_BUILD_DIR "/netmesh bench 2>/dev/null", NULL), 2);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh bench nope 2>/dev/null", NULL),
-                 2);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh bench bus --runs 0 2>/dev/null",
-                     NULL),
-                 2);
+    cr_assert_eq(run(NM_BUILD_DIR "/netmesh bench nope 2>/dev/null", NULL), 2);
+    cr_assert_eq(
+        run(NM_BUILD_DIR "/netmesh bench bus --runs 0 2>/dev/null", NULL), 2);
     cr_assert_eq(run(NM_BUILD_DIR "/netmesh demo --bogus 2>/dev/null", NULL),
                  2);
 }
@@ -117,9 +114,8 @@ Test(cli, bench_bus_json_lines, .timeout = 120)
         cr_assert_gt(json_number_value(json_object_get(j, "value")), 0);
         cr_assert(json_is_string(json_object_get(j, "unit")));
         if (json_object_get(j, "baseline")) {
-            cr_assert_str_eq(
-                json_string_value(json_object_get(j, "baseline")),
-                "spsc_ring_64B");
+            cr_assert_str_eq(json_string_value(json_object_get(j, "baseline")),
+                             "spsc_ring_64B");
             cr_assert(json_is_number(json_object_get(j, "baseline_value")));
             cr_assert(json_is_number(json_object_get(j, "ratio")));
         }

@@ -20,33 +20,88 @@ open_with(void (*tweak)(nm_bus_config *), nm_bus **out)
     return nm_bus_open(&cfg, out);
 }
 
-static void zero_shards(nm_bus_config *c) { c->shards = 0; }
-static void many_shards(nm_bus_config *c) { c->shards = NM_BUS_MAX_SHARDS + 1; }
-static void zero_ring(nm_bus_config *c) { c->ring_capacity = 0; }
-static void odd_ring(nm_bus_config *c) { c->ring_capacity = 1000; }
-static void one_ring(nm_bus_config *c) { c->ring_capacity = 1; }
-static void sample_zero(nm_bus_config *c)
+static void
+zero_shards(nm_bus_config *c)
+{
+    c->shards = 0;
+}
+static void
+many_shards(nm_bus_config *c)
+{
+    c->shards = NM_BUS_MAX_SHARDS + 1;
+}
+static void
+zero_ring(nm_bus_config *c)
+{
+    c->ring_capacity = 0;
+}
+static void
+odd_ring(nm_bus_config *c)
+{
+    c->ring_capacity = 1000;
+}
+static void
+one_ring(nm_bus_config *c)
+{
+    c->ring_capacity = 1;
+}
+static void
+sample_zero(nm_bus_config *c)
 {
     c->backpressure = NM_BP_SAMPLE;
     c->sample_rate = 0;
 }
-static void bad_mode(nm_bus_config *c) { c->backpressure = (nm_backpressure)9; }
-static void bad_block(nm_bus_config *c)
+static void
+bad_mode(nm_bus_config *c)
+{
+    c->backpressure = (nm_backpressure)9;
+}
+static void
+bad_block(nm_bus_config *c)
 {
     c->backpressure = NM_BP_BLOCK;
     c->block_timeout_ms = -1;
 }
-static void bad_batch(nm_bus_config *c) { c->batch_min = c->batch_max + 1; }
-static void zero_batch(nm_bus_config *c) { c->batch_max = 0; }
-static void zero_delay(nm_bus_config *c) { c->batch_max_delay_us = 0; }
-static void zero_max_event(nm_bus_config *c) { c->max_event_bytes = 0; }
-static void huge_max_event(nm_bus_config *c)
+static void
+bad_batch(nm_bus_config *c)
+{
+    c->batch_min = c->batch_max + 1;
+}
+static void
+zero_batch(nm_bus_config *c)
+{
+    c->batch_max = 0;
+}
+static void
+zero_delay(nm_bus_config *c)
+{
+    c->batch_max_delay_us = 0;
+}
+static void
+zero_max_event(nm_bus_config *c)
+{
+    c->max_event_bytes = 0;
+}
+static void
+huge_max_event(nm_bus_config *c)
 {
     c->max_event_bytes = NM_BUS_MAX_EVENT_LIMIT + 1;
 }
-static void no_size(nm_bus_config *c) { c->size = 0; }
-static void zero_subq(nm_bus_config *c) { c->sub_queue_capacity = 0; }
-static void bad_dispatch(nm_bus_config *c) { c->dispatch = (nm_dispatch_mode)5; }
+static void
+no_size(nm_bus_config *c)
+{
+    c->size = 0;
+}
+static void
+zero_subq(nm_bus_config *c)
+{
+    c->sub_queue_capacity = 0;
+}
+static void
+bad_dispatch(nm_bus_config *c)
+{
+    c->dispatch = (nm_dispatch_mode)5;
+}
 
 Test(config, defaults_are_documented_values)
 {
@@ -70,10 +125,10 @@ Test(config, defaults_are_documented_values)
 Test(config, every_bad_field_is_rejected_with_einval)
 {
     void (*tweaks[])(nm_bus_config *) = {
-        zero_shards, many_shards, zero_ring,      odd_ring,
-        one_ring,    sample_zero, bad_mode,       bad_block,
-        bad_batch,   zero_batch,  zero_delay,     zero_max_event,
-        huge_max_event, no_size,  zero_subq,      bad_dispatch};
+        zero_shards,    many_shards, zero_ring,  odd_ring,
+        one_ring,       sample_zero, bad_mode,   bad_block,
+        bad_batch,      zero_batch,  zero_delay, zero_max_event,
+        huge_max_event, no_size,     zero_subq,  bad_dispatch};
     for (size_t i = 0; i < sizeof(tweaks) / sizeof(tweaks[0]); i++) {
         nm_bus *bus;
         int rc = open_with(tweaks[i], &bus);

@@ -18,9 +18,8 @@ poll_is(nm_bus *bus, int *out, size_t max)
     size_t n = 0;
     for (size_t k = 0; k < resp.count && n < max; k++) {
         int v;
-        cr_assert_eq(sscanf((const char *)resp.events[k].data, "{\"i\":%d}",
-                            &v),
-                     1);
+        cr_assert_eq(
+            sscanf((const char *)resp.events[k].data, "{\"i\":%d}", &v), 1);
         out[n++] = v;
     }
     nm_poll_response_free(&resp);
@@ -86,8 +85,12 @@ Test(ring, fills_exactly_to_capacity)
 Test(ring, large_events_take_the_heap_path)
 {
     nm_bus *bus = tiny_bus(4, NM_BP_DROP_OLDEST, 0);
-    size_t sizes[] = {1, NM_BUS_INLINE_MAX - 1, NM_BUS_INLINE_MAX,
-                      NM_BUS_INLINE_MAX + 1, 4096, 100000};
+    size_t sizes[] = {1,
+                      NM_BUS_INLINE_MAX - 1,
+                      NM_BUS_INLINE_MAX,
+                      NM_BUS_INLINE_MAX + 1,
+                      4096,
+                      100000};
     size_t ns = sizeof(sizes) / sizeof(sizes[0]);
     uint8_t *buf = malloc(100000);
     for (size_t k = 0; k < ns; k++) {
@@ -153,8 +156,9 @@ Test(backpressure, drop_oldest_evicts_and_counts)
     }
     nm_bus_stats st = stats_of(bus);
     cr_assert_eq(st.ingested, 10);
-    cr_assert_eq(st.dropped, 6, "evictions are counted (upstream hides "
-                                "them)");
+    cr_assert_eq(st.dropped, 6,
+                 "evictions are counted (upstream hides "
+                 "them)");
     NM_ASSERT_OK(nm_bus_flush(bus, 1000));
     st = stats_of(bus);
     cr_assert_eq(st.dispatched, 4);

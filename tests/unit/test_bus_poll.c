@@ -41,9 +41,9 @@ Test(poll, paging_returns_every_event_exactly_once)
         cr_assert_leq(resp.count, 97);
         for (size_t i = 0; i < resp.count; i++) {
             int v;
-            cr_assert_eq(sscanf((const char *)resp.events[i].data,
-                                "{\"i\":%d}", &v),
-                         1);
+            cr_assert_eq(
+                sscanf((const char *)resp.events[i].data, "{\"i\":%d}", &v),
+                1);
             cr_assert(v >= 0 && v < N);
             cr_assert_eq(seen[v], 0, "event %d returned twice", v);
             seen[v] = 1;
@@ -98,8 +98,8 @@ Test(poll, cursor_is_base64_json_of_shard_to_id)
     unsigned char bin[512];
     size_t blen;
     cr_assert_eq(sodium_base642bin(bin, sizeof(bin), resp.next_cursor,
-                                   strlen(resp.next_cursor), NULL, &blen,
-                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+                                   strlen(resp.next_cursor), NULL, &blen, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL),
                  0);
     json_t *obj = json_loadb((const char *)bin, blen, 0, NULL);
     cr_assert(json_is_object(obj));
@@ -132,15 +132,15 @@ Test(poll, malformed_cursors_are_rejected)
 {
     nm_bus *bus = bus4();
     const char *bad[] = {
-        "",                       /* empty */
-        "!!!notbase64",           /* not base64 */
-        "bm90IGpzb24=",           /* "not json" */
-        "WzFd",                   /* "[1]": not an object */
-        "eyIwMSI6IjEifQ==",       /* {"01":"1"}: non-canonical key */
-        "eyI5IjoiMSJ9",           /* {"9":"1"}: no shard 9 */
-        "eyIwIjoxfQ==",           /* {"0":1}: id not a string */
-        "eyIwIjoiYWJjIn0=",       /* {"0":"abc"}: not a memory id */
-        "eyIwIjoiIn0=",           /* {"0":""}: empty id */
+        "",                 /* empty */
+        "!!!notbase64",     /* not base64 */
+        "bm90IGpzb24=",     /* "not json" */
+        "WzFd",             /* "[1]": not an object */
+        "eyIwMSI6IjEifQ==", /* {"01":"1"}: non-canonical key */
+        "eyI5IjoiMSJ9",     /* {"9":"1"}: no shard 9 */
+        "eyIwIjoxfQ==",     /* {"0":1}: id not a string */
+        "eyIwIjoiYWJjIn0=", /* {"0":"abc"}: not a memory id */
+        "eyIwIjoiIn0=",     /* {"0":""}: empty id */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         nm_poll_request req;
@@ -246,9 +246,11 @@ Test(poll, json_filters)
         {"{\"$and\":[{\"path\":\"kind\",\"value\":\"a\"},"
          "{\"path\":\"meta.even\",\"value\":true}]}",
          5},
-        {"{\"$or\":[{\"path\":\"n\",\"value\":1},{\"path\":\"n\",\"value\":2}]}",
+        {"{\"$or\":[{\"path\":\"n\",\"value\":1},{\"path\":\"n\",\"value\":2}]"
+         "}",
          2},
-        {"{\"$not\":{\"path\":\"kind\",\"value\":\"a\"}}", 20}, /* never non-JSON */
+        {"{\"$not\":{\"path\":\"kind\",\"value\":\"a\"}}",
+         20}, /* never non-JSON */
         {"{\"$and\":[]}", 30},
         {"{\"$or\":[]}", 0},
         {"{\"path\":\"missing.deep\",\"value\":1}", 0},

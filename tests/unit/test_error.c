@@ -32,12 +32,12 @@ Test(error, every_code_has_a_name_and_message)
 Test(error, seed_sdkerror_codes_exist)
 {
     /* The codes the seed's SdkError needs now and later. */
-    int needed[] = {NM_EINVAL,        NM_ENOMEM,     NM_EBACKPRESSURE,
-                    NM_ESAMPLED,      NM_EUNROUTED,  NM_ESHUTDOWN,
-                    NM_ECLOSED,       NM_ETIMEDOUT,  NM_ENOTCONN,
+    int needed[] = {NM_EINVAL,        NM_ENOMEM,        NM_EBACKPRESSURE,
+                    NM_ESAMPLED,      NM_EUNROUTED,     NM_ESHUTDOWN,
+                    NM_ECLOSED,       NM_ETIMEDOUT,     NM_ENOTCONN,
                     NM_ECHANREJECTED, NM_EUNAUTHORIZED, NM_ERATELIMITED,
-                    NM_ECRYPTO,       NM_EIO,        NM_EPROTO,
-                    NM_ENOTFOUND,     NM_EEXIST,     NM_ENOTSUP};
+                    NM_ECRYPTO,       NM_EIO,           NM_EPROTO,
+                    NM_ENOTFOUND,     NM_EEXIST,        NM_ENOTSUP};
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
         cr_assert_neq(strcmp(nm_strerror(needed[i]), "unknown error"), 0);
     }

@@ -150,8 +150,8 @@ nm_cmd_demo(int argc, char **argv)
 
     /* A live subscription fed by four producer threads. */
     nm_filter *hot;
-    DEMO_CHECK(nm_filter_parse("{\"path\":\"kind\",\"value\":\"vibration\"}",
-                               &hot));
+    DEMO_CHECK(
+        nm_filter_parse("{\"path\":\"kind\",\"value\":\"vibration\"}", &hot));
     nm_sub *all, *vib;
     DEMO_CHECK(nm_bus_subscribe(bus, NULL, &all));
     DEMO_CHECK(nm_bus_subscribe(bus, hot, &vib));
@@ -217,8 +217,7 @@ nm_cmd_demo(int argc, char **argv)
            (unsigned long long)st.dropped);
     printf("   subscriber(kind == vibration) received %llu, missed %llu; "
            "the first ones:\n",
-           (unsigned long long)cv.got,
-           (unsigned long long)nm_sub_missed(vib));
+           (unsigned long long)cv.got, (unsigned long long)nm_sub_missed(vib));
     for (int i = 0; i < 3 && (uint64_t)i < cv.got && !quiet; i++) {
         printf("     %s\n", cv.first[i]);
     }
@@ -226,13 +225,12 @@ nm_cmd_demo(int argc, char **argv)
            "batches %llu\n",
            (unsigned long long)st.ingested, (unsigned long long)st.dispatched,
            (unsigned long long)st.dropped, (unsigned long long)st.batches);
-    bool ok = st.dispatched + st.dropped == st.ingested &&
-              c.got + nm_sub_missed(all) + st.dropped ==
-                  (uint64_t)PRODUCERS * PER &&
-              cv.got == (uint64_t)PRODUCERS * (PER / 3) && end == NM_ECLOSED;
+    bool ok =
+        st.dispatched + st.dropped == st.ingested &&
+        c.got + nm_sub_missed(all) + st.dropped == (uint64_t)PRODUCERS * PER &&
+        cv.got == (uint64_t)PRODUCERS * (PER / 3) && end == NM_ECLOSED;
     printf("   received + missed + dropped == emitted: %s\n",
-           c.got + nm_sub_missed(all) + st.dropped ==
-                   (uint64_t)PRODUCERS * PER
+           c.got + nm_sub_missed(all) + st.dropped == (uint64_t)PRODUCERS * PER
                ? "holds"
                : "BROKEN");
     printf("   invariant dispatched + dropped == ingested: %s\n",

@@ -26,7 +26,7 @@ typedef struct mem_shard {
     pthread_mutex_t mu;
     const nm_batch **q; /* ring of retained batches */
     size_t qcap, qhead, qlen;
-    size_t first; /* index of the first live event in q[qhead] */
+    size_t first;   /* index of the first live event in q[qhead] */
     uint64_t count; /* live events */
 } mem_shard;
 
@@ -185,8 +185,9 @@ mem_poll_shard(void *state, uint16_t shard, const char *after_id,
     uint64_t after = 0;
     bool from_start = after_id == NULL;
     if (!from_start && parse_seq(after_id, &after) != 0) {
-        return nmi_err(NM_EDECODE, "memory adapter: id '%.23s' is not a "
-                                   "decimal sequence",
+        return nmi_err(NM_EDECODE,
+                       "memory adapter: id '%.23s' is not a "
+                       "decimal sequence",
                        after_id);
     }
     mem_shard *s = &m->shards[shard];
