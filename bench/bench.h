@@ -16,6 +16,7 @@
 
 typedef struct nmb_opts {
     bool json;
+    const char *url; /* --url: an existing server for redis/jetstream */
     int runs;     /* repetitions per figure; the median is reported */
     double scale; /* multiplies iteration counts (0.1 for a smoke run) */
 } nmb_opts;
@@ -40,5 +41,7 @@ uint64_t nmb_iters(const nmb_opts *o, uint64_t base);
 int nmb_group_bus(const nmb_opts *o);
 int nmb_group_crypto_primitives(const nmb_opts *o); /* blake2s, tokens */
 int nmb_group_crypto_session(const nmb_opts *o);    /* aead, noise */
+int nmb_group_redis(const nmb_opts *o);
+int nmb_group_jetstream(const nmb_opts *o);
 
 #endif

@@ -3,4 +3,6 @@ list(APPEND NM_CLI_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/bench_bus.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_crypto_primitives.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_crypto_session.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_redis.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_jetstream.c
 )

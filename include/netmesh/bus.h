@@ -109,6 +109,9 @@ typedef struct nm_bus_config {
     /* Subscription queue depth (events) before a slow subscriber starts
      * missing events (reported by nm_sub_missed). Default 65,536. */
     uint32_t sub_queue_capacity;
+    /* Where to keep the producer nonce across restarts (see
+     * <netmesh/dedup.h>); NULL (default) = a fresh random nonce per open. */
+    const char *producer_nonce_path;
 } nm_bus_config;
 
 /* In-memory adapter settings. */
@@ -189,11 +192,12 @@ typedef struct nm_bus_stats {
     uint64_t dropped;    /* discarded by the bus's policy */
     uint64_t sampled;    /* rejected by Sample (not ingested) */
     uint64_t rejected;   /* FailProducer / Block time-outs (not ingested) */
-    uint64_t dispatched; /* handed to the adapter */
-    uint64_t batches;    /* batches handed to the adapter */
+    uint64_t dispatched; /* accepted by the adapter */
+    uint64_t batches;    /* batches accepted by the adapter */
     uint64_t queued;     /* sitting in the rings right now */
     uint64_t adapter_evicted; /* memory adapter: events aged out */
-    uint64_t adapter_errors;  /* batches the adapter failed */
+    uint64_t adapter_errors;  /* batches the adapter gave up on (their
+                                 events are counted in dropped) */
 } nm_bus_stats;
 
 /* nm_bus_stats - a snapshot of the counters (each read atomically; the
@@ -202,6 +206,10 @@ NM_API int nm_bus_stats_get(const nm_bus *bus, nm_bus_stats *out);
 
 /* nm_bus_shards - the shard count. */
 NM_API uint32_t nm_bus_shards(const nm_bus *bus);
+
+/* nm_bus_nonce - this bus's non-zero producer nonce (the first field of
+ * every dedup id). */
+NM_API uint64_t nm_bus_nonce(const nm_bus *bus);
 
 /* nm_bus_healthy - true while the bus is open and its adapter healthy. */
 NM_API bool nm_bus_healthy(const nm_bus *bus);

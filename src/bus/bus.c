@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "bus/bus_impl.h"
 
+#include <netmesh/dedup.h>
+
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -186,9 +188,17 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
     if (bus->eff_min == 0) {
         bus->eff_min = 1;
     }
-    do {
-        randombytes_buf(&bus->nonce, sizeof(bus->nonce));
-    } while (bus->nonce == 0);
+    if (cfg->producer_nonce_path) {
+        rc = nm_producer_nonce_load(cfg->producer_nonce_path, &bus->nonce);
+        if (rc) {
+            free(bus);
+            return rc;
+        }
+    } else {
+        do {
+            randombytes_buf(&bus->nonce, sizeof(bus->nonce));
+        } while (bus->nonce == 0);
+    }
     atomic_init(&bus->refs, 1);
     atomic_init(&bus->state, NMI_BUS_OPEN);
     pthread_mutex_init(&bus->mu, NULL);
@@ -246,6 +256,12 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
     }
     *out = bus;
     return NM_OK;
+}
+
+uint64_t
+nm_bus_nonce(const nm_bus *bus)
+{
+    return bus ? bus->nonce : 0;
 }
 
 uint32_t
@@ -363,13 +379,16 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
 
     int rc = bus->ad->on_batch(bus->ad_state, &b->pub);
     if (rc) {
+        /* The adapter gave up on the batch (after its own retries): the
+         * events are lost, and counted as dropped, never silently. */
         atomic_fetch_add(&bus->adapter_errors, 1);
+        atomic_fetch_add(&sh->dropped, k);
+    } else {
+        nmi_subs_deliver(bus, b);
+        atomic_fetch_add_explicit(&sh->dispatched, k, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed);
     }
-    nmi_subs_deliver(bus, b);
     nm_batch_release(&b->pub);
-
-    atomic_fetch_add_explicit(&sh->dispatched, k, memory_order_relaxed);
-    atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed);
     atomic_store(&sh->inflight, UINT64_MAX);
     return k;
 }

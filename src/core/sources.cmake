@@ -1,4 +1,6 @@
 list(APPEND NM_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/error.c
   ${CMAKE_CURRENT_LIST_DIR}/clock.c
+  ${CMAKE_CURRENT_LIST_DIR}/json_scan.c
+  ${CMAKE_CURRENT_LIST_DIR}/name.c
 )

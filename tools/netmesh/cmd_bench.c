@@ -21,6 +21,8 @@ static const struct {
 } groups[] = {
     {"bus", nmb_group_bus},
     {"crypto", group_crypto},
+    {"redis", nmb_group_redis},
+    {"jetstream", nmb_group_jetstream},
 };
 
 int
@@ -37,6 +39,8 @@ nm_cmd_bench(int argc, char **argv)
             if (o.runs < 1 || o.runs > 101) {
                 return nm_cli_usage_error("--runs takes 1..101");
             }
+        } else if (!strcmp(argv[i], "--url") && i + 1 < argc) {
+            o.url = argv[++i];
         } else if (!strcmp(argv[i], "--scale") && i + 1 < argc) {
             o.scale = atof(argv[++i]);
             if (!(o.scale > 0 && o.scale <= 100)) {
@@ -52,8 +56,8 @@ nm_cmd_bench(int argc, char **argv)
     }
     if (!group) {
         return nm_cli_usage_error(
-            "usage: netmesh bench <bus|crypto|all> [--json] [--runs N] "
-            "[--scale X]");
+            "usage: netmesh bench <bus|crypto|redis|jetstream|all> [--json] "
+            "[--runs N] [--scale X] [--url URL]");
     }
     int rc = 0, found = 0;
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
