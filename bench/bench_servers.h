@@ -1,7 +1,7 @@
 /*
- * bench/bench_servers.h - (for benchmarks; tests use tests/servers.h) start real redis-server and `nats-server -js` for a
- * test, on a free loopback port in a temporary directory, wait until they
- * answer, and stop them by PID.
+ * bench/bench_servers.h - (for benchmarks; tests use tests/servers.h) start
+ * real redis-server and `nats-server -js` for a test, on a free loopback port
+ * in a temporary directory, wait until they answer, and stop them by PID.
  *
  * Every server is started with PR_SET_PDEATHSIG = SIGKILL, so it dies with
  * the test process even when an assertion aborts the test: no server is
@@ -149,10 +149,9 @@ nmt_server_spawn(nmt_server *s)
             _exit(1);
         }
         if (s->kind == NMT_REDIS) {
-            execl(bin, bin, "--port", port, "--bind", "127.0.0.1",
-                  "--save", "", "--appendonly", "no", "--dir", s->dir,
-                  "--daemonize", "no", "--protected-mode", "no",
-                  (char *)NULL);
+            execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save",
+                  "", "--appendonly", "no", "--dir", s->dir, "--daemonize",
+                  "no", "--protected-mode", "no", (char *)NULL);
         } else {
             execl(bin, bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd",
                   s->dir, (char *)NULL);

@@ -148,10 +148,9 @@ nmt_server_spawn(nmt_server *s)
             _exit(1);
         }
         if (s->kind == NMT_REDIS) {
-            execl(bin, bin, "--port", port, "--bind", "127.0.0.1",
-                  "--save", "", "--appendonly", "no", "--dir", s->dir,
-                  "--daemonize", "no", "--protected-mode", "no",
-                  (char *)NULL);
+            execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save",
+                  "", "--appendonly", "no", "--dir", s->dir, "--daemonize",
+                  "no", "--protected-mode", "no", (char *)NULL);
         } else {
             execl(bin, bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd",
                   s->dir, (char *)NULL);

@@ -301,6 +301,24 @@ typedef struct nm_sub nm_sub;
 NM_API int nm_bus_subscribe(nm_bus *bus, const nm_filter *filter,
                             nm_sub **out);
 
+/* nm_bus_subscribe_from - a polling subscription: a thread of the
+ * subscription pages the adapter from `cursor` (a poll cursor; NULL = from
+ * the oldest retained event) and queues what it reads, so it also sees
+ * events written by OTHER processes to a shared Redis/JetStream bus, and
+ * it never misses (when its queue is full it waits for the reader). When
+ * caught up it polls again after 1 ms, doubling to 100 ms (upstream's
+ * EventStream). `filter` (copied) is applied by the poll. Read it like any
+ * subscription; nm_sub_cursor gives the position to resume from later.
+ * Errors: NM_EDECODE (bad cursor), NM_ESHUTDOWN, NM_ENOMEM. */
+NM_API int nm_bus_subscribe_from(nm_bus *bus, const char *cursor,
+                                 const nm_filter *filter, nm_sub **out);
+
+/* nm_sub_cursor - for nm_bus_subscribe_from subscriptions: a poll cursor
+ * just after the last event nm_sub_next returned (a new string; free()
+ * it). Pass it to nm_bus_subscribe_from or nm_bus_poll to resume.
+ * NM_ENOTSUP for live subscriptions. Call from the reader's thread. */
+NM_API int nm_sub_cursor(nm_sub *sub, char **cursor);
+
 /* nm_sub_next - wait up to timeout_ms (< 0 forever, 0 = poll) for the next
  * event. On NM_OK *ev is filled; ev->data stays valid until the next
  * nm_sub_next* call on this subscription or nm_sub_close. Returns

@@ -28,17 +28,17 @@ typedef enum nm_js_storage {
 } nm_js_storage;
 
 typedef struct nm_jetstream_config {
-    uint32_t size;      /* sizeof(nm_jetstream_config) */
-    const char *url;    /* nats://host:port; required */
-    const char *prefix; /* stream/subject prefix; default "net" */
-    int replicas;       /* default 1 */
+    uint32_t size;           /* sizeof(nm_jetstream_config) */
+    const char *url;         /* nats://host:port; required */
+    const char *prefix;      /* stream/subject prefix; default "net" */
+    int replicas;            /* default 1 */
     int64_t dedup_window_ms; /* duplicate window; default 3,600,000 */
     nm_js_storage storage;   /* default NM_JS_FILE */
     int64_t max_messages;    /* stream limits; 0 = unlimited */
     int64_t max_bytes;
     int64_t max_age_ms;
-    int connect_timeout_ms;  /* default 5000 */
-    int request_timeout_ms;  /* default 5000 (acks, stream info, reads) */
+    int connect_timeout_ms; /* default 5000 */
+    int request_timeout_ms; /* default 5000 (acks, stream info, reads) */
     /* A failing batch is retried with backoff (10 ms doubling to 1 s)
      * until this deadline, then dropped and counted. Default 30000. */
     int retry_deadline_ms;

@@ -22,11 +22,11 @@
 NM_BEGIN_DECLS
 
 typedef struct nm_redis_config {
-    uint32_t size;       /* sizeof(nm_redis_config) */
-    const char *url;     /* redis://[:password@]host:port[/db]; required */
-    const char *prefix;  /* stream key prefix; default "net" */
-    uint64_t maxlen;     /* XADD MAXLEN ~ n; 0 = unbounded (default) */
-    uint32_t pipeline;   /* XADDs per MULTI/EXEC round trip; default 1000 */
+    uint32_t size;          /* sizeof(nm_redis_config) */
+    const char *url;        /* redis://[:password@]host:port[/db]; required */
+    const char *prefix;     /* stream key prefix; default "net" */
+    uint64_t maxlen;        /* XADD MAXLEN ~ n; 0 = unbounded (default) */
+    uint32_t pipeline;      /* XADDs per MULTI/EXEC round trip; default 1000 */
     int connect_timeout_ms; /* default 5000 */
     int command_timeout_ms; /* default 1000 */
     /* A failing batch is retried with backoff (10 ms doubling to 1 s)

@@ -126,8 +126,8 @@ table_delete(nm_redis_dedup *d, size_t i)
         }
         size_t home = d->ring[v - 1].hash & d->tmask;
         /* Move j into the hole at i if its home is not in (i, j]. */
-        bool in_range = i <= j ? (home > i && home <= j)
-                               : (home > i || home <= j);
+        bool in_range =
+            i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!in_range) {
             d->table[i] = v;
             i = j;

@@ -91,7 +91,8 @@ nmi_record_encode(nmi_buf *out, const uint8_t *raw, size_t len, uint64_t ts,
         }
         return NM_OK;
     }
-    size_t b64 = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    size_t b64 =
+        sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
     if (nmi_buf_append(out, "{\"r\":\"", 6) || buf_reserve(out, b64)) {
         return NM_ENOMEM;
     }

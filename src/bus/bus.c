@@ -371,6 +371,7 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
         return k;
     }
     atomic_init(&b->refs, 1);
+    b->ids = NULL;
     b->pub.shard = sh->id;
     b->pub.sequence_start = h;
     b->pub.process_nonce = bus->nonce;
@@ -1028,10 +1029,12 @@ nm_bus_shutdown(nm_bus *bus, int timeout_ms)
             }
         }
     }
+    /* Subscriptions end (and polling ones stop polling) before the adapter
+     * shuts down under them. */
+    nmi_subs_end_all(bus);
     if (bus->ad->shutdown) {
         bus->ad->shutdown(bus->ad_state);
     }
-    nmi_subs_end_all(bus);
     bus->shutdown_rc = rc;
     atomic_store(&bus->state, NMI_BUS_CLOSED);
     pthread_mutex_unlock(&bus->shutdown_mu);

@@ -82,6 +82,9 @@ slot_set(const nmi_shard *sh, nmi_slot *s, uint64_t pos, uint64_t seq,
 typedef struct nmi_batch {
     nm_batch pub;
     _Atomic uint32_t refs;
+    /* Adapter ids of the events (polling subscriptions), or NULL: then the
+     * id is the decimal seq. */
+    char (*ids)[24];
     nm_batch_event ev[];
 } nmi_batch;
 

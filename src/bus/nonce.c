@@ -104,12 +104,13 @@ nm_producer_nonce_load(const char *path, uint64_t *nonce)
     if (fd < 0) {
         int e = errno;
         free(tmp);
-        return nmi_err(NM_EIO, "creating %s.tmp: %s (does the directory "
-                               "exist?)",
+        return nmi_err(NM_EIO,
+                       "creating %s.tmp: %s (does the directory "
+                       "exist?)",
                        path, strerror(e));
     }
-    bool ok = write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
-              fsync(fd) == 0;
+    bool ok =
+        write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;

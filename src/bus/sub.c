@@ -10,6 +10,11 @@
  * A subscription only yields events whose per-shard seq is >= the shard's
  * claim position when it was created: exactly "accepted after creation".
  *
+ * A polling subscription (nm_bus_subscribe_from) is fed by its own thread
+ * that pages the adapter with a cursor instead: it never misses (it waits
+ * for room), works for events written by other processes (Redis,
+ * JetStream), and its position can be saved with nm_sub_cursor.
+ *
  * Readiness is an eventfd: written when a batch is queued or the stream
  * ends, drained by the reader when it finds the queue empty; so it polls
  * readable exactly while nm_sub_next(.., 0) has something to return.
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -43,6 +49,16 @@ struct nm_sub {
     /* Reader state (one reader at a time). */
     const nm_batch *cur;
     size_t cur_i;
+
+    /* Polling subscriptions (nm_bus_subscribe_from): a thread pages the
+     * adapter with the cursor and queues what it reads. */
+    bool polling;
+    pthread_t poller;
+    bool poller_started, poller_claimed;
+    pthread_cond_t cv; /* poller waits here for room or for cancel/end */
+    char *cursor;      /* resume point after everything queued so far */
+    const nm_filter *poll_filter; /* = filter, applied by the poll */
+    char (*read_ids)[NMI_ID_MAX]; /* per shard: last id the reader took */
 };
 
 static void
@@ -92,8 +108,8 @@ sublist_remove(nmi_sublist *l, nm_sub *s)
     }
 }
 
-int
-nm_bus_subscribe(nm_bus *bus, const nm_filter *filter, nm_sub **out)
+static int
+sub_create(nm_bus *bus, const nm_filter *filter, bool polling, nm_sub **out)
 {
     if (!bus || !out) {
         return nmi_err(NM_EINVAL, "bus and out must not be NULL");
@@ -119,6 +135,8 @@ nm_bus_subscribe(nm_bus *bus, const nm_filter *filter, nm_sub **out)
     }
     pthread_mutex_init(&s->mu, NULL);
     s->bus = bus;
+    /* Set before the subscription is visible to the dispatcher. */
+    s->polling = polling;
 
     pthread_mutex_lock(&bus->subs_mu);
     if (atomic_load(&bus->state) != NMI_BUS_OPEN) {
@@ -133,7 +151,7 @@ nm_bus_subscribe(nm_bus *bus, const nm_filter *filter, nm_sub **out)
     /* Registered before the start positions are read: a batch holding an
      * event claimed after this point cannot be dispatched before we are
      * on the list (the dispatcher delivers under subs_mu). */
-    for (uint32_t i = 0; i < bus->nshards; i++) {
+    for (uint32_t i = 0; i < bus->nshards && !polling; i++) {
         s->start[i] = atomic_load(&bus->shards[i].tail) & ~NMI_TAIL_CLOSED;
     }
     int rc = sublist_add(&bus->subs, s);
@@ -151,6 +169,12 @@ nm_bus_subscribe(nm_bus *bus, const nm_filter *filter, nm_sub **out)
     }
     *out = s;
     return NM_OK;
+}
+
+int
+nm_bus_subscribe(nm_bus *bus, const nm_filter *filter, nm_sub **out)
+{
+    return sub_create(bus, filter, false, out);
 }
 
 static int
@@ -182,6 +206,9 @@ nmi_subs_deliver(nm_bus *bus, const nmi_batch *b)
     pthread_mutex_lock(&bus->subs_mu);
     for (size_t i = 0; i < bus->subs.n; i++) {
         nm_sub *s = bus->subs.v[i];
+        if (s->polling) {
+            continue; /* fed by its own poller */
+        }
         uint64_t first = s->start[pb->shard];
         uint64_t last = pb->events[pb->count - 1].seq;
         if (last < first) {
@@ -213,6 +240,20 @@ nmi_subs_deliver(nm_bus *bus, const nmi_batch *b)
     pthread_mutex_unlock(&bus->subs_mu);
 }
 
+/* Stop a polling subscription's thread (once, whoever asks first). */
+static void
+stop_poller(nm_sub *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool join = s->poller_started && !s->poller_claimed;
+    s->poller_claimed = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (join) {
+        pthread_join(s->poller, NULL);
+    }
+}
+
 void
 nmi_subs_end_all(nm_bus *bus)
 {
@@ -222,6 +263,7 @@ nmi_subs_end_all(nm_bus *bus)
         pthread_mutex_lock(&s->mu);
         s->ended = true;
         pthread_mutex_unlock(&s->mu);
+        stop_poller(s);
         fd_signal(s->fd);
     }
     pthread_mutex_unlock(&bus->subs_mu);
@@ -239,7 +281,7 @@ take(nm_sub *s, const nm_batch **from)
                     continue;
                 }
                 s->queued_events--;
-                if (s->filter &&
+                if (s->filter && !s->polling &&
                     !nm_filter_match(s->filter, e->data, e->len)) {
                     continue;
                 }
@@ -295,8 +337,19 @@ nm_sub_next(nm_sub *s, nm_event *ev, int timeout_ms)
             ev->seq = e->seq;
             ev->timestamp = e->timestamp;
             ev->shard = b->shard;
-            snprintf(ev->id, sizeof(ev->id), "%llu",
-                     (unsigned long long)e->seq);
+            const nmi_batch *ib = nmi_batch_of(b);
+            if (ib->ids) {
+                memcpy(ev->id, ib->ids[e - b->events], sizeof(ev->id));
+                if (s->read_ids) {
+                    memcpy(s->read_ids[b->shard], ev->id, NMI_ID_MAX);
+                }
+            } else {
+                snprintf(ev->id, sizeof(ev->id), "%llu",
+                         (unsigned long long)e->seq);
+            }
+            if (s->polling) {
+                pthread_cond_signal(&s->cv); /* room for the poller */
+            }
             pthread_mutex_unlock(&s->mu);
             return NM_OK;
         }
@@ -369,6 +422,9 @@ nm_sub_cancel(nm_sub *s)
     }
     pthread_mutex_lock(&s->mu);
     s->cancelled = true;
+    if (s->polling) {
+        pthread_cond_broadcast(&s->cv);
+    }
     pthread_mutex_unlock(&s->mu);
     fd_signal(s->fd);
 }
@@ -384,6 +440,12 @@ nm_sub_close(nm_sub *s)
     pthread_mutex_lock(&bus->subs_mu);
     sublist_remove(&bus->subs, s);
     pthread_mutex_unlock(&bus->subs_mu);
+    stop_poller(s);
+    free(s->cursor);
+    free(s->read_ids);
+    if (s->polling) {
+        pthread_cond_destroy(&s->cv);
+    }
     if (s->cur) {
         nm_batch_release(s->cur);
     }
@@ -397,4 +459,193 @@ nm_sub_close(nm_sub *s)
     pthread_mutex_destroy(&s->mu);
     free(s);
     nmi_bus_unref(bus);
+}
+
+/* ---------------------------------------------------- polling subscriptions
+ */
+
+/* Build one refcounted batch from events[i0, i1) (all of one shard). */
+static nmi_batch *
+batch_from_events(const nm_event *events, size_t i0, size_t i1)
+{
+    size_t k = i1 - i0, bytes = 0;
+    for (size_t i = i0; i < i1; i++) {
+        bytes += events[i].len + 1;
+    }
+    nmi_batch *b = malloc(sizeof(nmi_batch) + k * sizeof(nm_batch_event) +
+                          k * 24 + bytes);
+    if (!b) {
+        return NULL;
+    }
+    b->ids = (char(*)[24])(void *)&b->ev[k];
+    uint8_t *arena = (uint8_t *)&b->ids[k];
+    for (size_t i = 0; i < k; i++) {
+        const nm_event *e = &events[i0 + i];
+        memcpy(arena, e->data, e->len);
+        arena[e->len] = '\0';
+        b->ev[i].data = arena;
+        b->ev[i].len = (uint32_t)e->len;
+        b->ev[i].seq = e->seq;
+        b->ev[i].timestamp = e->timestamp;
+        memcpy(b->ids[i], e->id, 24);
+        arena += e->len + 1;
+    }
+    atomic_init(&b->refs, 1);
+    b->pub.shard = events[i0].shard;
+    b->pub.sequence_start = events[i0].seq;
+    b->pub.process_nonce = 0;
+    b->pub.count = k;
+    b->pub.events = b->ev;
+    return b;
+}
+
+static void *
+poller_main(void *arg)
+{
+    nm_sub *s = arg;
+    unsigned backoff_ms = 1;
+    const uint32_t cap = s->bus->cfg.sub_queue_capacity;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        /* Wait for room: a pull-based subscription never drops. */
+        while (!s->cancelled && !s->ended && !s->poller_claimed &&
+               s->queued_events >= cap) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        bool stop = s->cancelled || s->ended || s->poller_claimed;
+        size_t room = cap - s->queued_events;
+        char *cursor = s->cursor ? strdup(s->cursor) : NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) {
+            free(cursor);
+            break;
+        }
+        nm_poll_request req;
+        nm_poll_request_init(&req);
+        req.limit = room < 1000 ? room : 1000;
+        req.cursor = cursor;
+        req.filter = s->poll_filter;
+        nm_poll_response resp;
+        int rc = nm_bus_poll(s->bus, &req, &resp);
+        free(cursor);
+        bool progressed = false;
+        if (rc == NM_OK) {
+            pthread_mutex_lock(&s->mu);
+            size_t i0 = 0;
+            bool ok = true;
+            while (ok && i0 < resp.count) {
+                size_t i1 = i0 + 1;
+                while (i1 < resp.count &&
+                       resp.events[i1].shard == resp.events[i0].shard) {
+                    i1++;
+                }
+                nmi_batch *b = batch_from_events(resp.events, i0, i1);
+                if (!b || q_push(s, &b->pub) != NM_OK) {
+                    free(b);
+                    ok = false; /* out of memory: retry this page later */
+                    break;
+                }
+                s->queued_events += i1 - i0;
+                i0 = i1;
+            }
+            if (ok) {
+                free(s->cursor);
+                s->cursor = strdup(resp.next_cursor);
+                progressed = resp.count > 0 || resp.has_more;
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (resp.count > 0) {
+                fd_signal(s->fd);
+            }
+            nm_poll_response_free(&resp);
+        }
+        if (progressed) {
+            backoff_ms = 1;
+            continue;
+        }
+        /* Caught up (or the adapter failed): poll again after 1 ms,
+         * doubling to 100 ms, as upstream's EventStream. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)backoff_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&s->mu);
+        if (!s->cancelled && !s->ended && !s->poller_claimed) {
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
+        pthread_mutex_unlock(&s->mu);
+        backoff_ms = backoff_ms * 2 > 100 ? 100 : backoff_ms * 2;
+    }
+    return NULL;
+}
+
+int
+nm_bus_subscribe_from(nm_bus *bus, const char *cursor, const nm_filter *filter,
+                      nm_sub **out)
+{
+    if (!bus || !out) {
+        return nmi_err(NM_EINVAL, "bus and out must not be NULL");
+    }
+    *out = NULL;
+    /* Decode now, so a bad cursor is the caller's error, not a silently
+     * dead stream; the decoded ids seed nm_sub_cursor. */
+    char(*ids)[NMI_ID_MAX] = calloc(bus->nshards, NMI_ID_MAX);
+    if (!ids) {
+        return nmi_err(NM_ENOMEM, "subscription");
+    }
+    int rc = cursor ? nmi_cursor_decode(cursor, bus->nshards, ids) : NM_OK;
+    nm_sub *s = NULL;
+    if (rc == NM_OK) {
+        rc = sub_create(bus, filter, true, &s);
+    }
+    if (rc) {
+        free(ids);
+        return rc;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_lock(&s->mu);
+    s->poll_filter = s->filter;
+    s->read_ids = ids;
+    s->cursor = cursor ? strdup(cursor) : NULL;
+    bool oom = cursor && !s->cursor;
+    if (!oom && pthread_create(&s->poller, NULL, poller_main, s) == 0) {
+        s->poller_started = true;
+    } else {
+        oom = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (oom) {
+        nm_sub_close(s);
+        return nmi_err(NM_ENOMEM, "cannot start the subscription poller");
+    }
+    *out = s;
+    return NM_OK;
+}
+
+int
+nm_sub_cursor(nm_sub *s, char **cursor)
+{
+    if (!s || !cursor) {
+        return nmi_err(NM_EINVAL, "sub and cursor must not be NULL");
+    }
+    *cursor = NULL;
+    if (!s->polling) {
+        return nmi_err(NM_ENOTSUP, "only nm_bus_subscribe_from "
+                                   "subscriptions have a cursor");
+    }
+    /* The position after the last event the reader took (the starting
+     * cursor updated with the id of every event nm_sub_next returned). */
+    pthread_mutex_lock(&s->mu);
+    char *c = nmi_cursor_encode(s->bus->nshards, s->read_ids);
+    pthread_mutex_unlock(&s->mu);
+    if (!c) {
+        return nmi_err(NM_ENOMEM, "cursor");
+    }
+    *cursor = c;
+    return NM_OK;
 }

@@ -40,7 +40,8 @@ utf8_seq(const uint8_t *p, const uint8_t *end)
         }
         cp = (cp << 6) | (p[i] & 0x3F);
     }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+    if ((n == 2 && cp < 0x800) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
         (cp >= 0xD800 && cp <= 0xDFFF)) {
         return NULL; /* overlong, out of range, or a surrogate */
     }
@@ -75,8 +76,8 @@ nmi_json_string(const uint8_t *p, const uint8_t *end)
             }
             uint8_t e = p[1];
             if (e == 'u') {
-                if (end - p < 6 || !hexd(p[2]) || !hexd(p[3]) ||
-                    !hexd(p[4]) || !hexd(p[5])) {
+                if (end - p < 6 || !hexd(p[2]) || !hexd(p[3]) || !hexd(p[4]) ||
+                    !hexd(p[5])) {
                     return NULL;
                 }
                 p += 6;

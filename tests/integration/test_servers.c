@@ -17,8 +17,7 @@ Test(servers, redis_starts_answers_stops_and_restarts, .timeout = 60)
     nmt_server_cleanup(&s);
 }
 
-Test(servers, nats_jetstream_starts_answers_stops_and_restarts,
-     .timeout = 60)
+Test(servers, nats_jetstream_starts_answers_stops_and_restarts, .timeout = 60)
 {
     nmt_server s;
     nmt_server_start(&s, NMT_NATS);

@@ -314,3 +314,102 @@ Test(sub, four_producers_race_a_subscriber_nothing_lost_silently,
     nm_sub_close(sub);
     nm_bus_close(bus);
 }
+
+/* ---------------------------------------------- polling subscriptions */
+
+static int
+read_all(nm_sub *sub, int expect, int *values)
+{
+    int got = 0;
+    nm_event ev;
+    while (got < expect && nm_sub_next(sub, &ev, 10000) == NM_OK) {
+        int v = -1;
+        sscanf((const char *)ev.data, "{\"i\":%d}", &v);
+        values[got++] = v;
+    }
+    return got;
+}
+
+Test(sub_from, replays_history_then_follows_and_resumes, .timeout = 60)
+{
+    nm_bus *bus = open_bus(4, 4096, 65536);
+    for (int k = 0; k < 1000; k++) {
+        NM_ASSERT_OK(emit_n(bus, k, NULL));
+    }
+    NM_ASSERT_OK(nm_bus_flush(bus, 10000));
+    nm_sub *sub;
+    NM_ASSERT_OK(nm_bus_subscribe_from(bus, NULL, NULL, &sub));
+    int *vals = calloc(2000, sizeof(int));
+    cr_assert_eq(read_all(sub, 1000, vals), 1000, "the history");
+    for (int k = 1000; k < 1500; k++) {
+        NM_ASSERT_OK(emit_n(bus, k, NULL));
+    }
+    cr_assert_eq(read_all(sub, 500, vals + 1000), 500, "then live events");
+    unsigned char *seen = calloc(1500, 1);
+    for (int k = 0; k < 1500; k++) {
+        cr_assert(vals[k] >= 0 && vals[k] < 1500);
+        cr_assert_eq(seen[vals[k]], 0, "no duplicates");
+        seen[vals[k]] = 1;
+    }
+    char *cursor;
+    NM_ASSERT_OK(nm_sub_cursor(sub, &cursor));
+    nm_sub_close(sub);
+
+    /* Resume from the saved position: only what came after. */
+    for (int k = 1500; k < 1600; k++) {
+        NM_ASSERT_OK(emit_n(bus, k, NULL));
+    }
+    NM_ASSERT_OK(nm_bus_subscribe_from(bus, cursor, NULL, &sub));
+    free(cursor);
+    cr_assert_eq(read_all(sub, 100, vals), 100);
+    for (int k = 0; k < 100; k++) {
+        cr_assert_geq(vals[k], 1500, "resumed after the cursor");
+    }
+    nm_event ev;
+    NM_ASSERT_ERR(nm_sub_next(sub, &ev, 50), NM_ETIMEDOUT);
+    nm_sub_close(sub);
+    free(vals);
+    free(seen);
+    nm_bus_close(bus);
+}
+
+Test(sub_from, never_misses_with_a_small_queue, .timeout = 60)
+{
+    nm_bus *bus = open_bus(2, 65536, 64);
+    nm_sub *sub;
+    NM_ASSERT_OK(nm_bus_subscribe_from(bus, NULL, NULL, &sub));
+    for (int k = 0; k < 10000; k++) {
+        NM_ASSERT_OK(emit_n(bus, k, NULL));
+    }
+    int *vals = calloc(10000, sizeof(int));
+    cr_assert_eq(read_all(sub, 10000, vals), 10000);
+    cr_assert_eq(nm_sub_missed(sub), 0);
+    free(vals);
+    nm_sub_close(sub);
+    nm_bus_close(bus);
+}
+
+Test(sub_from, filter_bad_cursor_and_shutdown)
+{
+    nm_bus *bus = open_bus(2, 4096, 65536);
+    nm_sub *sub;
+    NM_ASSERT_ERR(nm_bus_subscribe_from(bus, "###", NULL, &sub), NM_EDECODE);
+    char *c;
+    NM_ASSERT_OK(nm_bus_subscribe(bus, NULL, &sub));
+    NM_ASSERT_ERR(nm_sub_cursor(sub, &c), NM_ENOTSUP);
+    nm_sub_close(sub);
+    nm_filter *f;
+    NM_ASSERT_OK(nm_filter_parse("{\"path\":\"i\",\"value\":3}", &f));
+    NM_ASSERT_OK(nm_bus_subscribe_from(bus, NULL, f, &sub));
+    nm_filter_free(f);
+    for (int k = 0; k < 10; k++) {
+        NM_ASSERT_OK(emit_n(bus, k, NULL));
+    }
+    nm_event ev;
+    NM_ASSERT_OK(nm_sub_next(sub, &ev, 10000));
+    cr_assert_str_eq((const char *)ev.data, "{\"i\":3}");
+    NM_ASSERT_OK(nm_bus_shutdown(bus, 10000));
+    NM_ASSERT_ERR(nm_sub_next(sub, &ev, 10000), NM_ECLOSED);
+    nm_bus_close(bus);
+    nm_sub_close(sub);
+}

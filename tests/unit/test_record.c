@@ -16,11 +16,22 @@
 
 Test(json_scan, accepts_valid_documents)
 {
-    const char *good[] = {
-        "{}", "[]", "0", "-0", "1.5e10", "-1E-3", "\"\"", "true", "false",
-        "null", " {\"a\" : [1, 2, {\"b\": null}]} ", "\"\\u00e9\\n\\\"\"",
-        "\"caf\xc3\xa9\"", "\"\xf0\x9f\x98\x80\"", "[[[[[]]]]]",
-        "{\"token\":\"hello\",\"index\":0}"};
+    const char *good[] = {"{}",
+                          "[]",
+                          "0",
+                          "-0",
+                          "1.5e10",
+                          "-1E-3",
+                          "\"\"",
+                          "true",
+                          "false",
+                          "null",
+                          " {\"a\" : [1, 2, {\"b\": null}]} ",
+                          "\"\\u00e9\\n\\\"\"",
+                          "\"caf\xc3\xa9\"",
+                          "\"\xf0\x9f\x98\x80\"",
+                          "[[[[[]]]]]",
+                          "{\"token\":\"hello\",\"index\":0}"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         cr_assert(nmi_json_valid(good[i], strlen(good[i])), "%s", good[i]);
     }
@@ -28,16 +39,35 @@ Test(json_scan, accepts_valid_documents)
 
 Test(json_scan, rejects_invalid_documents)
 {
-    const char *bad[] = {
-        "",         "{",         "}",          "[1,]",      "{\"a\":}",
-        "{\"a\" 1}", "01",       "1.",         ".5",        "1e",
-        "+1",       "tru",       "nul",        "\"abc",     "\"a\\x\"",
-        "\"\\u12\"", "{} {}",    "[1 2]",      "{1:2}",     "'a'",
-        "\"\x01\"", "\"\xc3\"",  "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
-        "\"\xf5\x80\x80\x80\"", "NaN", "[\"a\",]"};
+    const char *bad[] = {"",
+                         "{",
+                         "}",
+                         "[1,]",
+                         "{\"a\":}",
+                         "{\"a\" 1}",
+                         "01",
+                         "1.",
+                         ".5",
+                         "1e",
+                         "+1",
+                         "tru",
+                         "nul",
+                         "\"abc",
+                         "\"a\\x\"",
+                         "\"\\u12\"",
+                         "{} {}",
+                         "[1 2]",
+                         "{1:2}",
+                         "'a'",
+                         "\"\x01\"",
+                         "\"\xc3\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xed\xa0\x80\"",
+                         "\"\xf5\x80\x80\x80\"",
+                         "NaN",
+                         "[\"a\",]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cr_assert_not(nmi_json_valid(bad[i], strlen(bad[i])), "'%s'",
-                      bad[i]);
+        cr_assert_not(nmi_json_valid(bad[i], strlen(bad[i])), "'%s'", bad[i]);
     }
 }
 
@@ -56,9 +86,8 @@ Test(record, encodes_upstream_shape)
 {
     nmi_buf b = {0};
     const char *raw = "{\"token\":\"hello\"}";
-    cr_assert_eq(nmi_record_encode(&b, (const uint8_t *)raw, strlen(raw), 42,
-                                   3),
-                 0);
+    cr_assert_eq(
+        nmi_record_encode(&b, (const uint8_t *)raw, strlen(raw), 42, 3), 0);
     cr_assert_str_eq(b.p, "{\"r\":{\"token\":\"hello\"},\"t\":42,\"s\":3}");
     nmi_record r;
     cr_assert_eq(nmi_record_decode(b.p, b.len, &r), 0);
@@ -118,8 +147,8 @@ Test(record, rejects_malformed_records)
                          "{\"r\":1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         nmi_record r;
-        cr_assert_eq(nmi_record_decode(bad[i], strlen(bad[i]), &r),
-                     NM_EDECODE, "'%s'", bad[i]);
+        cr_assert_eq(nmi_record_decode(bad[i], strlen(bad[i]), &r), NM_EDECODE,
+                     "'%s'", bad[i]);
         cr_assert_null(r.owned);
     }
 }
@@ -127,8 +156,7 @@ Test(record, rejects_malformed_records)
 Test(cursor, vector_round_trips)
 {
     char ids[4][NMI_ID_MAX] = {{0}};
-    cr_assert_eq(nmi_cursor_decode("eyIwIjoiNDEiLCIzIjoiMTcifQ==", 4, ids),
-                 0);
+    cr_assert_eq(nmi_cursor_decode("eyIwIjoiNDEiLCIzIjoiMTcifQ==", 4, ids), 0);
     cr_assert_str_eq(ids[0], "41");
     cr_assert_str_eq(ids[1], "");
     cr_assert_str_eq(ids[3], "17");
@@ -223,8 +251,8 @@ Test(nonce, corrupt_files_are_errors_and_never_replaced)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         write_file(path, cases[i].data, cases[i].len);
         uint64_t v = 0;
-        cr_assert_eq(nm_producer_nonce_load(path, &v), NM_EDECODE,
-                     "case %zu", i);
+        cr_assert_eq(nm_producer_nonce_load(path, &v), NM_EDECODE, "case %zu",
+                     i);
         struct stat st;
         stat(path, &st);
         cr_assert_eq((size_t)st.st_size, cases[i].len, "left as it was");
