@@ -12,5 +12,9 @@
 #include <netmesh/error.h>
 #include <netmesh/bus.h>
 #include <netmesh/adapter.h>
+#include <netmesh/dedup.h>
+#include <netmesh/redis.h>
+#include <netmesh/jetstream.h>
+#include <netmesh/name.h>
 
 #endif
