@@ -16,5 +16,7 @@
 #include <netmesh/redis.h>
 #include <netmesh/jetstream.h>
 #include <netmesh/name.h>
+#include <netmesh/identity.h>
+#include <netmesh/token.h>
 
 #endif

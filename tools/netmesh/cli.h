@@ -28,10 +28,18 @@ int nm_cli_hex_decode(const char *hex, uint8_t *out, size_t len);
 /* Write 2*len lowercase hex digits + NUL into out (size >= 2*len+1). */
 void nm_cli_hex_encode(const uint8_t *in, size_t len, char *out);
 
+typedef struct nm_identity nm_identity;
+/* Load an identity file (64 lowercase hex characters + newline, mode 0600;
+ * cmd_identity.c). 0 on success (*out owns the identity, nm_identity_free),
+ * -1 after printing the reason. */
+int nm_cli_identity_load(const char *path, nm_identity **out);
+
 /* Subcommands: argv[0] is the subcommand name. */
 int nm_cmd_demo(int argc, char **argv);
 int nm_cmd_bench(int argc, char **argv);
 int nm_cmd_identity(int argc, char **argv);
 int nm_cmd_token(int argc, char **argv);
+int nm_cmd_emit(int argc, char **argv);
+int nm_cmd_tail(int argc, char **argv);
 
 #endif
