@@ -5,4 +5,5 @@ list(APPEND NM_CLI_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/bench_crypto_session.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_redis.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_jetstream.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_redex.c
 )

@@ -23,6 +23,7 @@ static const struct {
     {"crypto", group_crypto},
     {"redis", nmb_group_redis},
     {"jetstream", nmb_group_jetstream},
+    {"redex", nmb_group_redex},
 };
 
 int
@@ -56,7 +57,7 @@ nm_cmd_bench(int argc, char **argv)
     }
     if (!group) {
         return nm_cli_usage_error(
-            "usage: netmesh bench <bus|crypto|redis|jetstream|all> [--json] "
+            "usage: netmesh bench <bus|crypto|redis|jetstream|redex|all> [--json] "
             "[--runs N] [--scale X] [--url URL]");
     }
     int rc = 0, found = 0;
