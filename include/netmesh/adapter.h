@@ -57,7 +57,11 @@ struct nm_adapter_ops {
     const char *name; /* "memory", "redis", ... */
     /* Create the adapter state for `shards` shards from `config`. */
     int (*init)(const void *config, uint32_t shards, void **state);
-    /* Store/forward one batch. Called only from the dispatcher. */
+    /* Store/forward one batch. Called only from the dispatcher; may block
+     * while retrying. Returns 0 when every event is stored; k in
+     * 1..count-1 when k events were given up and the rest stored (the bus
+     * counts k dropped); a negative error when the whole batch was given
+     * up (all counted dropped). */
     int (*on_batch)(void *state, const nm_batch *batch);
     /* Make everything handed over so far durable/visible. */
     int (*flush)(void *state, int timeout_ms);

@@ -36,6 +36,15 @@ NM_API int nm_producer_nonce_load(const char *path, uint64_t *nonce);
 NM_API int nm_dedup_id(char *out, size_t cap, uint64_t nonce, uint16_t shard,
                        uint64_t sequence_start, uint64_t index);
 
+/* nm_dedup_id_event - the id the adapters put on each event:
+ * nm_dedup_id(nonce, shard, seq, 0), i.e. "{nonce hex}:{shard}:{seq}:0",
+ * as if each event were its own batch. It depends only on the event's
+ * per-shard sequence, not on how the dispatcher happened to cut batches,
+ * so a producer that restarts with the same nonce and re-emits the same
+ * events in the same order produces the same ids. */
+NM_API int nm_dedup_id_event(char *out, size_t cap, uint64_t nonce,
+                             uint16_t shard, uint64_t seq);
+
 typedef struct nm_redis_dedup nm_redis_dedup;
 
 #define NM_REDIS_DEDUP_DEFAULT 4096u

@@ -34,6 +34,13 @@ nm_dedup_id(char *out, size_t cap, uint64_t nonce, uint16_t shard,
     return n;
 }
 
+int
+nm_dedup_id_event(char *out, size_t cap, uint64_t nonce, uint16_t shard,
+                  uint64_t seq)
+{
+    return nm_dedup_id(out, cap, nonce, shard, seq, 0);
+}
+
 typedef struct dd_entry {
     char *id; /* owned */
     size_t len;

@@ -379,7 +379,17 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
     b->pub.events = b->ev;
 
     int rc = bus->ad->on_batch(bus->ad_state, &b->pub);
-    if (rc) {
+    if (rc > 0 && (uint64_t)rc < k) {
+        /* Partly stored: rc events were lost, the rest are stored. Live
+         * subscriptions cannot tell which, so they get none and count the
+         * stored part as missed. */
+        atomic_fetch_add(&bus->adapter_errors, 1);
+        atomic_fetch_add(&sh->dropped, (uint64_t)rc);
+        atomic_fetch_add_explicit(&sh->dispatched, k - (uint64_t)rc,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed);
+        nmi_subs_missed(bus, b);
+    } else if (rc != 0) {
         /* The adapter gave up on the batch (after its own retries): the
          * events are lost, and counted as dropped, never silently. */
         atomic_fetch_add(&bus->adapter_errors, 1);

@@ -141,6 +141,8 @@ void nmi_batch_free(nmi_batch *b);
 
 /* sub.c: the dispatcher hands every batch to the subscriptions. */
 void nmi_subs_deliver(nm_bus *bus, const nmi_batch *b);
+/* ... or, for a batch the adapter stored only partly, count it missed. */
+void nmi_subs_missed(nm_bus *bus, const nmi_batch *b);
 void nmi_subs_end_all(nm_bus *bus);
 
 /* filter.c */

@@ -255,6 +255,26 @@ stop_poller(nm_sub *s)
 }
 
 void
+nmi_subs_missed(nm_bus *bus, const nmi_batch *b)
+{
+    const nm_batch *pb = &b->pub;
+    pthread_mutex_lock(&bus->subs_mu);
+    for (size_t i = 0; i < bus->subs.n; i++) {
+        nm_sub *s = bus->subs.v[i];
+        if (s->polling) {
+            continue;
+        }
+        uint64_t owed = 0;
+        for (size_t k = pb->count;
+             k > 0 && pb->events[k - 1].seq >= s->start[pb->shard]; k--) {
+            owed++;
+        }
+        atomic_fetch_add_explicit(&s->missed, owed, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&bus->subs_mu);
+}
+
+void
 nmi_subs_end_all(nm_bus *bus)
 {
     pthread_mutex_lock(&bus->subs_mu);
