@@ -44,10 +44,14 @@ typedef struct nm_jetstream_config {
     int retry_deadline_ms;
 } nm_jetstream_config;
 
-/* nm_jetstream_config_init - the defaults above (url NULL). */
+/* nm_jetstream_config_init - the defaults above (url NULL). NULL is a
+ * no-op. Thread-safe (touches only *cfg). */
 NM_API void nm_jetstream_config_init(nm_jetstream_config *cfg);
 
-/* nm_adapter_jetstream - the JetStream adapter ops. */
+/* nm_adapter_jetstream - the JetStream adapter ops (a static table).
+ * Thread-safe. nm_bus_open with it connects (NM_ENOTCONN naming the URL
+ * when the server does not answer), checks every config field (NM_EINVAL
+ * naming it) and creates missing streams; see docs/adapters.md. */
 NM_API const nm_adapter_ops *nm_adapter_jetstream(void);
 
 NM_END_DECLS
