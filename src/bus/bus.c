@@ -107,6 +107,8 @@ validate_config(const nm_bus_config *c)
 /* ------------------------------------------------------------ lifetime */
 
 static void *dispatcher_main(void *arg);
+static nmi_pool *pool_new(void);
+static void pool_destroy(nmi_pool *p);
 
 static void
 free_ring(nmi_shard *sh)
@@ -140,6 +142,7 @@ bus_free(nm_bus *bus)
         free(bus->shards);
     }
     free(bus->subs.v);
+    pool_destroy(bus->pool); /* after the adapter released its batches */
     pthread_mutex_destroy(&bus->mu);
     pthread_mutex_destroy(&bus->manual_mu);
     pthread_mutex_destroy(&bus->shutdown_mu);
@@ -211,6 +214,11 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
     pthread_cond_init(&bus->wake_cv, &ca);
     pthread_cond_init(&bus->progress_cv, &ca);
     pthread_condattr_destroy(&ca);
+    bus->pool = pool_new();
+    if (!bus->pool) {
+        bus_free(bus);
+        return nmi_err(NM_ENOMEM, "batch pool");
+    }
     bus->shards =
         aligned_alloc(NMI_CACHELINE, sizeof(nmi_shard) * bus->nshards);
     if (!bus->shards) {
@@ -281,9 +289,77 @@ nm_bus_healthy(const nm_bus *bus)
 
 /* ------------------------------------------------------------ dispatch */
 
+static nmi_pool *
+pool_new(void)
+{
+    nmi_pool *p = calloc(1, sizeof(*p));
+    if (p) {
+        pthread_mutex_init(&p->mu, NULL);
+    }
+    return p;
+}
+
+static void
+pool_destroy(nmi_pool *p)
+{
+    if (!p) {
+        return;
+    }
+    for (int i = 0; i < p->n; i++) {
+        free(p->buf[i]);
+    }
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* A batch buffer of at least `need` bytes: the smallest pooled one that
+ * fits, else a new one rounded up to 64 KiB so buffers are reusable. */
+static nmi_batch *
+pool_get(nmi_pool *p, size_t need)
+{
+    nmi_batch *b = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&p->mu);
+    int best = -1;
+    for (int i = 0; i < p->n; i++) {
+        if (p->cap[i] >= need && (best < 0 || p->cap[i] < p->cap[best])) {
+            best = i;
+        }
+    }
+    if (best >= 0) {
+        b = p->buf[best];
+        cap = p->cap[best];
+        p->n--;
+        p->buf[best] = p->buf[p->n];
+        p->cap[best] = p->cap[p->n];
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!b) {
+        cap = (need + 65535) & ~(size_t)65535;
+        b = malloc(cap);
+        if (!b) {
+            return NULL;
+        }
+    }
+    b->pool = p;
+    b->cap = cap;
+    return b;
+}
+
 void
 nmi_batch_free(nmi_batch *b)
 {
+    nmi_pool *p = b->pool;
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        if (p->n < NMI_POOL_SLOTS) {
+            p->buf[p->n] = b;
+            p->cap[p->n] = b->cap;
+            p->n++;
+            b = NULL;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
     free(b);
 }
 
@@ -345,8 +421,8 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
         atomic_store(&sh->inflight, UINT64_MAX);
     }
 
-    nmi_batch *b =
-        malloc(sizeof(nmi_batch) + k * sizeof(nm_batch_event) + bytes);
+    nmi_batch *b = pool_get(bus->pool, sizeof(nmi_batch) +
+                                           k * sizeof(nm_batch_event) + bytes);
     uint8_t *arena = b ? (uint8_t *)&b->ev[k] : NULL;
     for (uint64_t i = 0; i < k; i++) {
         nmi_slot *s = &sh->slots[(h + i) & sh->mask];

@@ -79,9 +79,22 @@ slot_set(const nmi_shard *sh, nmi_slot *s, uint64_t pos, uint64_t seq,
 }
 
 /* A batch as the dispatcher builds it; nm_batch is its public face. */
+/* Recycled batch buffers: the memory adapter frees batches in FIFO order
+ * long after they were made, which makes plain malloc/free churn the heap
+ * (and fault pages in) at millions of events per second. */
+#define NMI_POOL_SLOTS 32
+typedef struct nmi_pool {
+    pthread_mutex_t mu;
+    void *buf[NMI_POOL_SLOTS];
+    size_t cap[NMI_POOL_SLOTS];
+    int n;
+} nmi_pool;
+
 typedef struct nmi_batch {
     nm_batch pub;
     _Atomic uint32_t refs;
+    nmi_pool *pool; /* where the buffer returns, or NULL (free()) */
+    size_t cap;     /* bytes allocated for this batch */
     /* Adapter ids of the events (polling subscriptions), or NULL: then the
      * id is the decimal seq. */
     char (*ids)[24];
@@ -132,6 +145,8 @@ struct nm_bus {
     /* Subscriptions. */
     pthread_mutex_t subs_mu;
     nmi_sublist subs;
+
+    nmi_pool *pool;
 };
 
 /* Internal entry points shared by bus.c, sub.c and poll.c. */

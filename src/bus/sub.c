@@ -511,6 +511,7 @@ batch_from_events(const nm_event *events, size_t i0, size_t i1)
         arena += e->len + 1;
     }
     atomic_init(&b->refs, 1);
+    b->pool = NULL;
     b->pub.shard = events[i0].shard;
     b->pub.sequence_start = events[i0].seq;
     b->pub.process_nonce = 0;
