@@ -491,6 +491,21 @@ shard_occupancy(const nmi_shard *sh)
     return t > h ? t - h : 0;
 }
 
+/* True when the n-th event from the head of `sh` is published. The
+ * dispatcher decides with these probes of the slots rather than reading
+ * the producers' `tail` line, which every claim must own exclusively:
+ * reading it from another core on each pass would cost every emit a
+ * cache-line round trip. */
+static inline bool
+published_at_least(const nmi_shard *sh, uint64_t n)
+{
+    uint64_t h =
+        atomic_load_explicit(&((nmi_shard *)sh)->head, memory_order_relaxed);
+    uint64_t p = h + n - 1;
+    return slot_seq(sh, &sh->slots[p & sh->mask], p, memory_order_acquire) ==
+           p + 1;
+}
+
 /* Timestamp of the oldest published event of `sh`, or UINT64_MAX. */
 static uint64_t
 head_ts(const nmi_shard *sh)
@@ -514,11 +529,10 @@ dispatch_pass(nm_bus *bus, bool all, uint64_t *next_due)
     *next_due = UINT64_MAX;
     for (uint32_t i = 0; i < bus->nshards; i++) {
         nmi_shard *sh = &bus->shards[i];
-        uint64_t occ = shard_occupancy(sh);
-        if (occ == 0) {
+        if (!published_at_least(sh, 1)) {
             continue;
         }
-        bool go = all || occ >= bus->eff_min;
+        bool go = all || published_at_least(sh, bus->eff_min);
         if (!go) {
             uint64_t ts = head_ts(sh);
             if (ts != UINT64_MAX && ts + delay <= now) {
@@ -566,7 +580,7 @@ static bool
 any_ready(nm_bus *bus)
 {
     for (uint32_t i = 0; i < bus->nshards; i++) {
-        if (shard_occupancy(&bus->shards[i]) >= bus->eff_min) {
+        if (published_at_least(&bus->shards[i], bus->eff_min)) {
             return true;
         }
     }
