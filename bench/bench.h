@@ -44,5 +44,6 @@ int nmb_group_crypto_session(const nmb_opts *o);    /* aead, noise */
 int nmb_group_redis(const nmb_opts *o);
 int nmb_group_jetstream(const nmb_opts *o);
 int nmb_group_redex(const nmb_opts *o);
+int nmb_group_caps(const nmb_opts *o);
 
 #endif

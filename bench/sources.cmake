@@ -6,4 +6,5 @@ list(APPEND NM_CLI_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/bench_redis.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_jetstream.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_redex.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_caps.c
 )

@@ -24,6 +24,7 @@ static const struct {
     {"redis", nmb_group_redis},
     {"jetstream", nmb_group_jetstream},
     {"redex", nmb_group_redex},
+    {"caps", nmb_group_caps},
 };
 
 int
@@ -57,7 +58,7 @@ nm_cmd_bench(int argc, char **argv)
     }
     if (!group) {
         return nm_cli_usage_error(
-            "usage: netmesh bench <bus|crypto|redis|jetstream|redex|all> [--json] "
+            "usage: netmesh bench <bus|crypto|redis|jetstream|redex|caps|all> [--json] "
             "[--runs N] [--scale X] [--url URL]");
     }
     int rc = 0, found = 0;
