@@ -79,6 +79,10 @@ struct nm_adapter_ops {
     void (*destroy)(void *state);
     /* Optional: events evicted by the adapter's own retention. */
     uint64_t (*evicted)(void *state);
+    /* Optional: the largest batch this adapter wants (0 = any). The bus
+     * caps its batch_max (and batch_min) to it at open: e.g. Redis writes
+     * a batch as one MULTI/EXEC and wants at most `pipeline` events. */
+    size_t (*max_batch)(void *state);
 };
 
 /* nm_adapter_memory - the in-memory adapter: a bounded per-shard log in

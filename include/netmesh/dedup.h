@@ -31,8 +31,9 @@ NM_BEGIN_DECLS
  * may return its own: create it once. */
 NM_API int nm_producer_nonce_load(const char *path, uint64_t *nonce);
 
-/* nm_dedup_id - format upstream's dedup id into out (at most 64 bytes
- * with the NUL). Returns the length, or NM_ERANGE if cap is too small. */
+/* nm_dedup_id - format upstream's dedup id into out (at most 65 bytes
+ * with the NUL; real ids need at most 51). Returns the length, or
+ * NM_ERANGE if cap is too small. */
 NM_API int nm_dedup_id(char *out, size_t cap, uint64_t nonce, uint16_t shard,
                        uint64_t sequence_start, uint64_t index);
 

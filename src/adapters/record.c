@@ -83,10 +83,12 @@ nmi_record_encode(nmi_buf *out, const uint8_t *raw, size_t len, uint64_t ts,
                   uint16_t shard)
 {
     if (nmi_json_valid(raw, len)) {
+        char tail[64];
+        int n = snprintf(tail, sizeof(tail), ",\"t\":%llu,\"s\":%u}",
+                         (unsigned long long)ts, shard);
         if (nmi_buf_append(out, "{\"r\":", 5) ||
             nmi_buf_append(out, raw, len) ||
-            nmi_buf_printf(out, ",\"t\":%llu,\"s\":%u}",
-                           (unsigned long long)ts, shard)) {
+            nmi_buf_append(out, tail, (size_t)n)) {
             return NM_ENOMEM;
         }
         return NM_OK;

@@ -251,6 +251,20 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
         bus_free(bus);
         return rc;
     }
+    if (bus->ad->size >=
+            offsetof(nm_adapter_ops, max_batch) + sizeof(bus->ad->max_batch) &&
+        bus->ad->max_batch) {
+        size_t m = bus->ad->max_batch(bus->ad_state);
+        if (m > 0 && m < bus->cfg.batch_max) {
+            bus->cfg.batch_max = (uint32_t)m;
+            if (bus->cfg.batch_min > bus->cfg.batch_max) {
+                bus->cfg.batch_min = bus->cfg.batch_max;
+            }
+            if (bus->eff_min > bus->cfg.batch_min) {
+                bus->eff_min = bus->cfg.batch_min;
+            }
+        }
+    }
 
     /* Timestamps count from here: the end of open. */
     nmi_fastclock_init(&bus->clock);

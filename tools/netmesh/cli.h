@@ -40,6 +40,9 @@ int nm_cmd_bench(int argc, char **argv);
 int nm_cmd_identity(int argc, char **argv);
 int nm_cmd_token(int argc, char **argv);
 int nm_cmd_emit(int argc, char **argv);
+int nm_cmd_log(int argc, char **argv);
+int nm_cmd_predicate(int argc, char **argv);
+int nm_cmd_caps(int argc, char **argv);
 int nm_cmd_tail(int argc, char **argv);
 
 #endif

@@ -15,6 +15,14 @@ static const struct {
     {"bench", nm_cmd_bench, "run benchmarks: bench <group|all> [--json]"},
     {"identity", nm_cmd_identity, "identity new|show: ed25519 node identity"},
     {"token", nm_cmd_token, "token issue|verify: permission tokens"},
+    {"predicate", nm_cmd_predicate,
+     "predicate eval [--trace]|encode: capability predicates (stdin)"},
+    {"caps", nm_cmd_caps, "caps validate|diff: capability sets (stdin)"},
+    {"log", nm_cmd_log, "log append|tail|check|dump: RedEX logs on disk"},
+    {"emit", nm_cmd_emit,
+     "emit --redis URL|--jetstream URL [EVENT...]: publish events"},
+    {"tail", nm_cmd_tail,
+     "tail --redis URL|--jetstream URL [--from CURSOR] [--follow]"},
 };
 
 static void

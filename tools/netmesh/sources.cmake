@@ -5,4 +5,7 @@ list(APPEND NM_CLI_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/cmd_bench.c
   ${CMAKE_CURRENT_LIST_DIR}/cmd_identity.c
   ${CMAKE_CURRENT_LIST_DIR}/cmd_token.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_stream.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_log.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_caps.c
 )
