@@ -148,8 +148,10 @@ nmt_server_spawn(nmt_server *s)
             _exit(1);
         }
         if (s->kind == NMT_REDIS) {
+            /* appendonly: what Redis acknowledged survives a SIGKILL and
+             * a restart in the same directory. */
             execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save",
-                  "", "--appendonly", "no", "--dir", s->dir, "--daemonize",
+                  "", "--appendonly", "yes", "--dir", s->dir, "--daemonize",
                   "no", "--protected-mode", "no", (char *)NULL);
         } else {
             execl(bin, bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd",

@@ -15,6 +15,7 @@ group_crypto(const nmb_opts *o)
     return rc ? rc : rc2;
 }
 
+/* clang-format off */
 static const struct {
     const char *name;
     int (*fn)(const nmb_opts *);
@@ -26,6 +27,7 @@ static const struct {
     {"redex", nmb_group_redex},
     {"caps", nmb_group_caps},
 };
+/* clang-format on */
 
 int
 nm_cmd_bench(int argc, char **argv)
@@ -58,7 +60,8 @@ nm_cmd_bench(int argc, char **argv)
     }
     if (!group) {
         return nm_cli_usage_error(
-            "usage: netmesh bench <bus|crypto|redis|jetstream|redex|caps|all> [--json] "
+            "usage: netmesh bench <bus|crypto|redis|jetstream|redex|caps|all> "
+            "[--json] "
             "[--runs N] [--scale X] [--url URL]");
     }
     int rc = 0, found = 0;
