@@ -601,52 +601,86 @@ any_ready(nm_bus *bus)
     return false;
 }
 
+/* Earliest time a pending partial batch falls due (UINT64_MAX: every
+ * shard is empty). */
+static uint64_t
+pending_due(nm_bus *bus)
+{
+    uint64_t delay = (uint64_t)bus->cfg.batch_max_delay_us * 1000ull;
+    uint64_t due = UINT64_MAX;
+    for (uint32_t i = 0; i < bus->nshards; i++) {
+        uint64_t ts = head_ts(&bus->shards[i]);
+        if (ts != UINT64_MAX && ts + delay < due) {
+            due = ts + delay;
+        }
+    }
+    return due;
+}
+
+/* How long the dispatcher keeps polling after running dry before it
+ * sleeps: under sustained load the next events arrive within
+ * microseconds, and a sleep/wake pair costs two system calls. */
+#define NMI_IDLE_SPIN_NS 50000ull
+
 static void *
 dispatcher_main(void *arg)
 {
     nm_bus *bus = arg;
-    unsigned idle_spins = 0;
+    uint64_t idle_since = 0;
+    unsigned spins = 0;
     while (atomic_load(&bus->running)) {
         bool flushing = atomic_load(&bus->flushers) > 0;
         uint64_t due;
         size_t n = dispatch_pass(bus, flushing, &due);
         if (n > 0 || flushing) {
-            if (flushing || n > 0) {
-                pthread_mutex_lock(&bus->mu);
-                pthread_cond_broadcast(&bus->progress_cv);
-                pthread_mutex_unlock(&bus->mu);
-            }
-            idle_spins = 0;
+            pthread_mutex_lock(&bus->mu);
+            pthread_cond_broadcast(&bus->progress_cv);
+            pthread_mutex_unlock(&bus->mu);
+            idle_since = 0;
             if (n == 0) {
                 sched_yield(); /* waiting for a producer to publish */
             }
             continue;
         }
-        /* Nothing ready: spin briefly (cheap under sustained load), then
-         * sleep until woken, the next partial batch falls due, or a
-         * ceiling that bounds the latency of a missed wake-up. */
-        if (++idle_spins < 64) {
-            nmi_cpu_relax();
+        /* Nothing ready: keep polling for a moment (yielding now and then,
+         * in case producers share our core), then sleep. */
+        uint64_t now = nmi_fastclock_now(&bus->clock);
+        if (idle_since == 0) {
+            idle_since = now;
+        }
+        if (now - idle_since < NMI_IDLE_SPIN_NS) {
+            if (++spins % 256 == 0) {
+                sched_yield();
+            } else {
+                nmi_cpu_relax();
+            }
             continue;
         }
-        idle_spins = 0;
-        uint64_t wait_ns = 50000000ull; /* 50 ms ceiling */
-        if (due != UINT64_MAX) {
-            uint64_t now = nmi_fastclock_now(&bus->clock);
-            wait_ns = due > now ? due - now : 0;
-        }
-        if (wait_ns == 0) {
-            continue;
-        }
+        idle_since = 0;
+        /* Two kinds of sleep. Deep (every shard empty): any new event
+         * wakes us. Timed (partial batches pending): only a full batch
+         * wakes us; otherwise the earliest due time does. The 50 ms
+         * ceiling bounds the latency of a wake-up lost to a race. */
         pthread_mutex_lock(&bus->mu);
-        atomic_store(&bus->sleeping, 1);
+        atomic_store(&bus->sleeping, due == UINT64_MAX ? 1 : 2);
         /* Re-check after announcing sleep: a producer that published
-         * before seeing `sleeping` must not be stranded. */
+         * before it could see `sleeping` must not be stranded. */
+        uint64_t due2 = pending_due(bus);
         if (atomic_load(&bus->running) && !any_ready(bus) &&
-            atomic_load(&bus->flushers) == 0) {
-            struct timespec ts;
-            timespec_after_ns(&ts, wait_ns);
-            pthread_cond_timedwait(&bus->wake_cv, &bus->mu, &ts);
+            atomic_load(&bus->flushers) == 0 && due2 >= due) {
+            uint64_t wait_ns = 50000000ull;
+            if (due2 != UINT64_MAX) {
+                now = nmi_fastclock_now(&bus->clock);
+                wait_ns = due2 > now ? due2 - now : 0;
+                if (wait_ns > 50000000ull) {
+                    wait_ns = 50000000ull;
+                }
+            }
+            if (wait_ns > 0) {
+                struct timespec ts;
+                timespec_after_ns(&ts, wait_ns);
+                pthread_cond_timedwait(&bus->wake_cv, &bus->mu, &ts);
+            }
         }
         atomic_store(&bus->sleeping, 0);
         pthread_mutex_unlock(&bus->mu);
@@ -854,13 +888,14 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
     }
     slot_set(sh, s, pos, pos + 1, memory_order_release);
 
-    /* Wake a sleeping dispatcher when this shard just became non-empty
-     * or reached a full batch; under load it never sleeps, so this is a
-     * single read of a shared, rarely written line. */
-    if (nmi_unlikely(
-            atomic_load_explicit(&bus->sleeping, memory_order_relaxed))) {
+    /* Wake a sleeping dispatcher: from a deep sleep (nothing was pending)
+     * for any event, from a timed sleep only when this shard reached a
+     * full batch. Under load it never sleeps, so this is a single read of
+     * a shared, rarely written line. */
+    int sleeping = atomic_load_explicit(&bus->sleeping, memory_order_relaxed);
+    if (nmi_unlikely(sleeping)) {
         uint64_t h = atomic_load_explicit(&sh->head, memory_order_relaxed);
-        if (pos == h || pos + 1 - h >= bus->eff_min) {
+        if (sleeping == 1 || pos + 1 - h >= bus->eff_min) {
             wake_dispatcher(bus);
         }
     }
