@@ -257,7 +257,7 @@ nmb_group_jetstream(const nmb_opts *o)
     bool own = o->url == NULL;
     jsb b = {.url = o->url};
     if (own) {
-        if (nmt_server_start(&srv, NMT_NATS) != 0) {
+        if (nmt_server_try_start(&srv, NMT_NATS) != 0) {
             fprintf(stderr, "bench jetstream: cannot start nats-server -js "
                             "(make deps), or pass --url\n");
             return -1;

@@ -225,7 +225,7 @@ nmb_group_redis(const nmb_opts *o)
     memset(&srv, 0, sizeof(srv));
     const char *url = o->url;
     if (!url) {
-        if (nmt_server_start(&srv, NMT_REDIS) != 0) {
+        if (nmt_server_try_start(&srv, NMT_REDIS) != 0) {
             fprintf(stderr, "bench redis: could not start redis-server "
                             "(make deps), or pass --url\n");
             return -1;

@@ -1,7 +1,8 @@
 /*
- * bench/bench_servers.h - (for benchmarks; tests use tests/servers.h) start
- * real redis-server and `nats-server -js` for a test, on a free loopback port
- * in a temporary directory, wait until they answer, and stop them by PID.
+ * bench/bench_servers.h - start real redis-server and `nats-server -js` on
+ * a free loopback port in a temporary directory, wait until they answer,
+ * and stop them by PID. The one implementation: benchmarks use it as it is,
+ * and tests/servers.h wraps it with Criterion assertions.
  *
  * Every server is started with PR_SET_PDEATHSIG = SIGKILL, so it dies with
  * the test process even when an assertion aborts the test: no server is
@@ -10,7 +11,7 @@
  * which the "server killed mid-stream" tests use.
  *
  *   nmt_server s;
- *   if (nmt_server_start(&s, NMT_REDIS) != 0) { ...failed... }
+ *   if (nmt_server_try_start(&s, NMT_REDIS) != 0) { ...failed... }
  *   ... s.url is "redis://127.0.0.1:<port>" ...
  *   nmt_server_stop(&s);
  *   nmt_server_cleanup(&s);            // stop + remove the directory
@@ -149,8 +150,10 @@ nmt_server_spawn(nmt_server *s)
             _exit(1);
         }
         if (s->kind == NMT_REDIS) {
+            /* appendonly: what Redis acknowledged survives a SIGKILL and
+             * a restart in the same directory. */
             execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save",
-                  "", "--appendonly", "no", "--dir", s->dir, "--daemonize",
+                  "", "--appendonly", "yes", "--dir", s->dir, "--daemonize",
                   "no", "--protected-mode", "no", (char *)NULL);
         } else {
             execl(bin, bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd",
@@ -182,11 +185,11 @@ nmt_server_spawn(nmt_server *s)
 }
 
 static inline int
-nmt_server_start(nmt_server *s, nmt_kind kind)
+nmt_server_try_start(nmt_server *s, nmt_kind kind)
 {
     memset(s, 0, sizeof(*s));
     s->kind = kind;
-    snprintf(s->dir, sizeof(s->dir), "/tmp/nmb-%s-XXXXXX",
+    snprintf(s->dir, sizeof(s->dir), "/tmp/nmt-%s-XXXXXX",
              kind == NMT_REDIS ? "redis" : "nats");
     if (!mkdtemp(s->dir)) {
         return -1;
