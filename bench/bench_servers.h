@@ -46,6 +46,7 @@ typedef struct nmt_server {
     int port;
     char dir[128];
     char url[64];
+    bool aof; /* redis: appendonly, so data survives a kill + restart */
 } nmt_server;
 
 static inline int
@@ -153,8 +154,8 @@ nmt_server_spawn(nmt_server *s)
             /* appendonly: what Redis acknowledged survives a SIGKILL and
              * a restart in the same directory. */
             execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save",
-                  "", "--appendonly", "yes", "--dir", s->dir, "--daemonize",
-                  "no", "--protected-mode", "no", (char *)NULL);
+                  "", "--appendonly", s->aof ? "yes" : "no", "--dir", s->dir,
+                  "--daemonize", "no", "--protected-mode", "no", (char *)NULL);
         } else {
             execl(bin, bin, "-a", "127.0.0.1", "-p", port, "-js", "-sd",
                   s->dir, (char *)NULL);
@@ -185,10 +186,11 @@ nmt_server_spawn(nmt_server *s)
 }
 
 static inline int
-nmt_server_try_start(nmt_server *s, nmt_kind kind)
+nmt_server_try_start_aof(nmt_server *s, nmt_kind kind, bool aof)
 {
     memset(s, 0, sizeof(*s));
     s->kind = kind;
+    s->aof = aof;
     snprintf(s->dir, sizeof(s->dir), "/tmp/nmt-%s-XXXXXX",
              kind == NMT_REDIS ? "redis" : "nats");
     if (!mkdtemp(s->dir)) {
@@ -206,6 +208,13 @@ nmt_server_try_start(nmt_server *s, nmt_kind kind)
         }
     }
     return -1;
+}
+
+/* Benchmarks: no append-only file (measure the network, not the disk). */
+static inline int
+nmt_server_try_start(nmt_server *s, nmt_kind kind)
+{
+    return nmt_server_try_start_aof(s, kind, false);
 }
 
 /* Stop by PID (SIGKILL: as abrupt as a crash) and reap. */

@@ -22,7 +22,8 @@
 static inline void
 nmt_server_start(nmt_server *s, nmt_kind kind)
 {
-    cr_assert_eq(nmt_server_try_start(s, kind), 0, "could not start %s",
+    cr_assert_eq(nmt_server_try_start_aof(s, kind, true), 0,
+                 "could not start %s",
                  kind == NMT_REDIS ? "redis-server" : "nats-server -js");
 }
 
