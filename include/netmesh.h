@@ -18,5 +18,8 @@
 #include <netmesh/name.h>
 #include <netmesh/identity.h>
 #include <netmesh/token.h>
+#include <netmesh/caps.h>
+#include <netmesh/predicate.h>
+#include <netmesh/subnet.h>
 
 #endif
