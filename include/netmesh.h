@@ -21,5 +21,6 @@
 #include <netmesh/caps.h>
 #include <netmesh/predicate.h>
 #include <netmesh/subnet.h>
+#include <netmesh/redex.h>
 
 #endif
