@@ -14,33 +14,7 @@
 #include "core/core.h"
 #include "crypto/session.h"
 #include "wire/wire.h"
-
-static size_t
-unhex(uint8_t *out, size_t cap, const char *hex)
-{
-    size_t n = strlen(hex) / 2;
-    cr_assert_leq(n, cap);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        cr_assert_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-    return n;
-}
-
-static size_t
-vec(const char *name, uint8_t *out, size_t cap)
-{
-    json_error_t jerr;
-    json_t *root =
-        json_load_file(NM_TEST_VECTORS_DIR "/wire-v1.json", 0, &jerr);
-    cr_assert_not_null(root, "wire-v1.json: %s", jerr.text);
-    json_t *v = json_object_get(json_object_get(root, "vectors"), name);
-    cr_assert(json_is_string(v), "no vector %s", name);
-    size_t n = unhex(out, cap, json_string_value(v));
-    json_decref(root);
-    return n;
-}
+#include "wire_vectors.h"
 
 /* ----------------------------------------------------- routing header */
 
