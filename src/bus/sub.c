@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "bus/bus_impl.h"
+#include "core/evfd.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -60,26 +61,6 @@ struct nm_sub {
     const nm_filter *poll_filter; /* = filter, applied by the poll */
     char (*read_ids)[NMI_ID_MAX]; /* per shard: last id the reader took */
 };
-
-static void
-fd_signal(int fd)
-{
-    uint64_t one = 1;
-    ssize_t r;
-    do {
-        r = write(fd, &one, sizeof(one));
-    } while (r < 0 && errno == EINTR);
-}
-
-static void
-fd_drain(int fd)
-{
-    uint64_t v;
-    ssize_t r;
-    do {
-        r = read(fd, &v, sizeof(v));
-    } while (r < 0 && errno == EINTR);
-}
 
 static int
 sublist_add(nmi_sublist *l, nm_sub *s)
@@ -234,7 +215,7 @@ nmi_subs_deliver(nm_bus *bus, const nmi_batch *b)
         }
         pthread_mutex_unlock(&s->mu);
         if (signal) {
-            fd_signal(s->fd);
+            nmi_evfd_signal(s->fd);
         }
     }
     pthread_mutex_unlock(&bus->subs_mu);
@@ -284,7 +265,7 @@ nmi_subs_end_all(nm_bus *bus)
         s->ended = true;
         pthread_mutex_unlock(&s->mu);
         stop_poller(s);
-        fd_signal(s->fd);
+        nmi_evfd_signal(s->fd);
     }
     pthread_mutex_unlock(&bus->subs_mu);
 }
@@ -379,9 +360,9 @@ nm_sub_next(nm_sub *s, nm_event *ev, int timeout_ms)
         }
         /* Empty: reset readiness, then re-check before sleeping so a
          * batch queued in between is not missed. */
-        fd_drain(s->fd);
+        nmi_evfd_drain(s->fd);
         if (s->qlen > 0) {
-            fd_signal(s->fd);
+            nmi_evfd_signal(s->fd);
             continue;
         }
         pthread_mutex_unlock(&s->mu);
@@ -446,7 +427,7 @@ nm_sub_cancel(nm_sub *s)
         pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
-    fd_signal(s->fd);
+    nmi_evfd_signal(s->fd);
 }
 
 void
@@ -576,7 +557,7 @@ poller_main(void *arg)
             }
             pthread_mutex_unlock(&s->mu);
             if (resp.count > 0) {
-                fd_signal(s->fd);
+                nmi_evfd_signal(s->fd);
             }
             nm_poll_response_free(&resp);
         }

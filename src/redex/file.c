@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "redex/redex_impl.h"
+#include "core/evfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -115,26 +116,6 @@ cksum(const void *p, size_t n)
 
 /* ------------------------------------------------------------ helpers */
 
-static void
-fd_signal(int fd)
-{
-    uint64_t one = 1;
-    ssize_t r;
-    do {
-        r = write(fd, &one, sizeof(one));
-    } while (r < 0 && errno == EINTR);
-}
-
-static void
-fd_drain(int fd)
-{
-    uint64_t v;
-    ssize_t r;
-    do {
-        r = read(fd, &v, sizeof(v));
-    } while (r < 0 && errno == EINTR);
-}
-
 /* The full dat offset of heap record `index` whose stored offset is off32:
  * the nearest checkpoint at or below it is less than 2^31 bytes back. */
 static uint64_t
@@ -231,7 +212,7 @@ wake_armed(nmi_rx_core *c)
 {
     for (size_t i = 0; i < c->narmed; i++) {
         c->armed[i]->armed = false;
-        fd_signal(c->armed[i]->fd);
+        nmi_evfd_signal(c->armed[i]->fd);
     }
     c->narmed = 0;
 }
@@ -1265,7 +1246,7 @@ nmi_rx_core_close(nmi_rx_core *c)
     pthread_mutex_lock(&c->mu);
     c->closed = true;
     for (size_t i = 0; i < c->ntails; i++) {
-        fd_signal(c->tails[i]->fd);
+        nmi_evfd_signal(c->tails[i]->fd);
     }
     c->narmed = 0;
     for (size_t i = 0; i < c->ntails; i++) {
@@ -1979,7 +1960,7 @@ nm_redex_tail_open(nm_redex_file *h, uint64_t from_seq, nm_redex_tail **out)
         t->batch = c->cfg.tail_buffer_size;
         t->pos = from_seq == NM_REDEX_TAIL_LIVE ? c->next : from_seq;
         if (t->pos < c->next || t->pos < c->low) {
-            fd_signal(t->fd);
+            nmi_evfd_signal(t->fd);
         } else {
             rc = arm(c, t);
         }
@@ -2125,7 +2106,7 @@ nm_redex_tail_next(nm_redex_tail *t, nm_redex_event *ev, int timeout_ms)
             return NM_OK;
         }
         /* Caught up: reset readiness and wait for the next append. */
-        fd_drain(t->fd);
+        nmi_evfd_drain(t->fd);
         int rc = arm(c, t);
         pthread_mutex_unlock(&c->mu);
         if (rc) {
@@ -2169,7 +2150,7 @@ nm_redex_tail_cancel(nm_redex_tail *t)
         return;
     }
     atomic_store(&t->cancelled, true);
-    fd_signal(t->fd);
+    nmi_evfd_signal(t->fd);
 }
 
 void
