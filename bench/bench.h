@@ -17,8 +17,8 @@
 typedef struct nmb_opts {
     bool json;
     const char *url; /* --url: an existing server for redis/jetstream */
-    int runs;     /* repetitions per figure; the median is reported */
-    double scale; /* multiplies iteration counts (0.1 for a smoke run) */
+    int runs;        /* repetitions per figure; the median is reported */
+    double scale;    /* multiplies iteration counts (0.1 for a smoke run) */
 } nmb_opts;
 
 /* Print one figure. baseline may be NULL (no anchor). */
