@@ -232,11 +232,12 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
         sh->mask = cfg->ring_capacity - 1;
         atomic_init(&sh->inflight, UINT64_MAX);
         /* Fresh anonymous pages are zero, and zero is an empty ring (see
-         * slot_seq): pages are faulted in only as the ring is first used,
+         * slot_seq), so there is no initialisation pass; MAP_POPULATE
+         * faults them in now rather than on the emit path, and mmap is
          * page-aligned so no slot straddles an extra cache line. */
-        void *mem =
-            mmap(NULL, sizeof(nmi_slot) * cfg->ring_capacity,
-                 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *mem = mmap(NULL, sizeof(nmi_slot) * cfg->ring_capacity,
+                         PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         sh->slots = mem == MAP_FAILED ? NULL : mem;
         if (!sh->slots) {
             bus_free(bus);
