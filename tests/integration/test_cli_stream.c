@@ -2,31 +2,8 @@
  * against real redis-server and nats-server -js, as an operator would. */
 #include <jansson.h>
 
+#include "cli_run.h"
 #include "servers.h"
-
-static int
-run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t cap = 1 << 16, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 4096) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    if (out) {
-        *out = buf;
-    } else {
-        free(buf);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int
 count_lines(const char *s)
@@ -47,7 +24,7 @@ emit_and_tail(const char *flag, const char *url)
              "%s/netmesh emit %s %s --prefix clitest '{\"a\":1}' "
              "'{\"a\":2}' 2>&1",
              NM_BUILD_DIR, flag, url);
-    int rc = run(cmd, &out);
+    int rc = nmt_run(cmd, &out);
     cr_assert_eq(rc, 0, "emit: %s", out);
     cr_assert_not_null(strstr(out, "emitted 2 events"), "%s", out);
     free(out);
@@ -56,7 +33,7 @@ emit_and_tail(const char *flag, const char *url)
              "printf '{\"b\":1}\\n{\"b\":2}\\n{\"b\":3}\\n' | %s/netmesh emit "
              "%s %s --prefix clitest 2>&1",
              NM_BUILD_DIR, flag, url);
-    rc = run(cmd, &out);
+    rc = nmt_run(cmd, &out);
     cr_assert_eq(rc, 0, "emit stdin: %s", out);
     free(out);
     /* Tail everything, as JSON lines; the cursor goes to stderr. */
@@ -65,7 +42,7 @@ emit_and_tail(const char *flag, const char *url)
     snprintf(cmd, sizeof(cmd),
              "%s/netmesh tail %s %s --prefix clitest --json 2>%s",
              NM_BUILD_DIR, flag, url, curfile);
-    rc = run(cmd, &out);
+    rc = nmt_run(cmd, &out);
     cr_assert_eq(rc, 0);
     cr_assert_eq(count_lines(out), 5, "tail printed:\n%s", out);
     int found = 0;
@@ -91,11 +68,11 @@ emit_and_tail(const char *flag, const char *url)
     snprintf(cmd, sizeof(cmd),
              "%s/netmesh emit %s %s --prefix clitest '{\"c\":1}' 2>/dev/null",
              NM_BUILD_DIR, flag, url);
-    cr_assert_eq(run(cmd, NULL), 0);
+    cr_assert_eq(nmt_run(cmd, NULL), 0);
     snprintf(cmd, sizeof(cmd),
              "%s/netmesh tail %s %s --prefix clitest --from '%s' 2>/dev/null",
              NM_BUILD_DIR, flag, url, cursor);
-    cr_assert_eq(run(cmd, &out), 0);
+    cr_assert_eq(nmt_run(cmd, &out), 0);
     cr_assert_str_eq(out, "{\"c\":1}\n");
     free(out);
 }
@@ -121,20 +98,20 @@ Test(cli_stream, usage_and_connection_errors, .timeout = 60)
     char cmd[512], *out;
     snprintf(cmd, sizeof(cmd), "%s/netmesh emit '{}' 2>/dev/null",
              NM_BUILD_DIR);
-    cr_assert_eq(run(cmd, NULL), 2, "needs --redis or --jetstream");
+    cr_assert_eq(nmt_run(cmd, NULL), 2, "needs --redis or --jetstream");
     snprintf(cmd, sizeof(cmd),
              "%s/netmesh tail --redis redis://x:1 --jetstream nats://x:1 "
              "2>/dev/null",
              NM_BUILD_DIR);
-    cr_assert_eq(run(cmd, NULL), 2, "not both");
+    cr_assert_eq(nmt_run(cmd, NULL), 2, "not both");
     snprintf(cmd, sizeof(cmd), "%s/netmesh tail --redis u --bogus 2>/dev/null",
              NM_BUILD_DIR);
-    cr_assert_eq(run(cmd, NULL), 2);
+    cr_assert_eq(nmt_run(cmd, NULL), 2);
     int port = nmt_free_port(); /* nothing listens there */
     snprintf(cmd, sizeof(cmd),
              "%s/netmesh emit --redis redis://127.0.0.1:%d '{}' 2>&1",
              NM_BUILD_DIR, port);
-    cr_assert_eq(run(cmd, &out), 1);
+    cr_assert_eq(nmt_run(cmd, &out), 1);
     char url[64];
     snprintf(url, sizeof(url), "127.0.0.1:%d", port);
     cr_assert_not_null(strstr(out, url), "the error names the URL: %s", out);

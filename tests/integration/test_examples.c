@@ -7,32 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-/* Run `cmd`, capture stdout into a malloc'd string, return the exit code
- * (or -1 if it did not exit normally). */
-static int
-run(const char *cmd, char **out)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "popen %s", cmd);
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 1024) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    if (out) {
-        *out = buf;
-    } else {
-        free(buf);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "cli_run.h"
 
 Test(examples, every_example_runs_and_exits_zero, .timeout = 120)
 {
@@ -42,7 +17,7 @@ Test(examples, every_example_runs_and_exits_zero, .timeout = 120)
         char cmd[1024];
         snprintf(cmd, sizeof(cmd), "%s/examples/%s", NM_BUILD_DIR, tok);
         char *out;
-        int rc = run(cmd, &out);
+        int rc = nmt_run(cmd, &out);
         cr_assert_eq(rc, 0, "example %s exited %d:\n%s", tok, rc, out);
         cr_assert_gt(strlen(out), 0, "example %s printed nothing", tok);
         free(out);
@@ -54,7 +29,7 @@ Test(examples, every_example_runs_and_exits_zero, .timeout = 120)
 Test(examples, quickstart_prints_its_events)
 {
     char *out;
-    cr_assert_eq(run(NM_BUILD_DIR "/examples/quickstart", &out), 0);
+    cr_assert_eq(nmt_run(NM_BUILD_DIR "/examples/quickstart", &out), 0);
     cr_assert_not_null(strstr(out, "{\"token\":\"hello\",\"index\":0}"));
     cr_assert_not_null(strstr(out, "{\"token\": \"world\"}"));
     cr_assert_not_null(strstr(out, "{\"token\": \"foo\"}"));
@@ -67,7 +42,7 @@ Test(examples, quickstart_prints_its_events)
 Test(cli, demo_runs_green, .timeout = 120)
 {
     char *out;
-    int rc = run(NM_BUILD_DIR "/netmesh demo --quiet", &out);
+    int rc = nmt_run(NM_BUILD_DIR "/netmesh demo --quiet", &out);
     cr_assert_eq(rc, 0, "demo exited %d:\n%s", rc, out);
     cr_assert_not_null(strstr(out, "demo ok"));
     cr_assert_not_null(strstr(out, "holds"));
@@ -78,28 +53,31 @@ Test(cli, demo_runs_green, .timeout = 120)
 Test(cli, version_help_and_usage_errors)
 {
     char *out;
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh --version", &out), 0);
+    cr_assert_eq(nmt_run(NM_BUILD_DIR "/netmesh --version", &out), 0);
     cr_assert_not_null(strstr(out, "netmesh 0."));
     free(out);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh --help", &out), 0);
+    cr_assert_eq(nmt_run(NM_BUILD_DIR "/netmesh --help", &out), 0);
     cr_assert_not_null(strstr(out, "demo"));
     free(out);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh 2>/dev/null", NULL), 2);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh frobnicate 2>/dev/null", NULL), 2);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh bench 2>/dev/null", NULL), 2);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh bench nope 2>/dev/null", NULL), 2);
-    cr_assert_eq(
-        run(NM_BUILD_DIR "/netmesh bench bus --runs 0 2>/dev/null", NULL), 2);
-    cr_assert_eq(run(NM_BUILD_DIR "/netmesh demo --bogus 2>/dev/null", NULL),
+    cr_assert_eq(nmt_run(NM_BUILD_DIR "/netmesh 2>/dev/null", NULL), 2);
+    cr_assert_eq(nmt_run(NM_BUILD_DIR "/netmesh frobnicate 2>/dev/null", NULL),
                  2);
+    cr_assert_eq(nmt_run(NM_BUILD_DIR "/netmesh bench 2>/dev/null", NULL), 2);
+    cr_assert_eq(nmt_run(NM_BUILD_DIR "/netmesh bench nope 2>/dev/null", NULL),
+                 2);
+    cr_assert_eq(
+        nmt_run(NM_BUILD_DIR "/netmesh bench bus --runs 0 2>/dev/null", NULL),
+        2);
+    cr_assert_eq(
+        nmt_run(NM_BUILD_DIR "/netmesh demo --bogus 2>/dev/null", NULL), 2);
 }
 
 Test(cli, bench_bus_json_lines, .timeout = 120)
 {
     char *out;
-    int rc = run(NM_BUILD_DIR "/netmesh bench bus --json --runs 1 --scale "
-                              "0.02",
-                 &out);
+    int rc = nmt_run(NM_BUILD_DIR "/netmesh bench bus --json --runs 1 --scale "
+                                  "0.02",
+                     &out);
     cr_assert_eq(rc, 0, "bench exited %d:\n%s", rc, out);
     const char *want[] = {"bus.emit_raw_64B", "bus.emit_raw_batch_64B",
                           "bus.emit_raw_64B_2producers", "bus.poll_1000"};
