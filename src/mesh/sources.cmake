@@ -1,0 +1,6 @@
+list(APPEND NM_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/port.c
+  ${CMAKE_CURRENT_LIST_DIR}/port_loop.c
+  ${CMAKE_CURRENT_LIST_DIR}/port_fault.c
+  ${CMAKE_CURRENT_LIST_DIR}/port_udp.c
+)
