@@ -21,6 +21,8 @@
 #include <netmesh/caps.h>
 #include <netmesh/predicate.h>
 #include <netmesh/subnet.h>
+#include <netmesh/mesh.h>
+#include <netmesh/mesh_bus.h>
 #include <netmesh/redex.h>
 
 #endif

@@ -438,7 +438,12 @@ nmi_noise_init(nmi_noise_hs *hs, const nmi_noise_config *cfg)
     hs->status = NMI_NOISE_IN_PROGRESS;
     if (cfg->s != NULL) {
         memcpy(hs->s_priv, cfg->s, NMI_NOISE_DHLEN);
-        rc = nmi_noise_pubkey(hs->s_pub, hs->s_priv);
+        if (cfg->s_pub != NULL) {
+            memcpy(hs->s_pub, cfg->s_pub, NMI_NOISE_DHLEN);
+            rc = NM_OK;
+        } else {
+            rc = nmi_noise_pubkey(hs->s_pub, hs->s_priv);
+        }
         if (rc != NM_OK) {
             nmi_noise_wipe(hs);
             return rc;
@@ -654,9 +659,12 @@ nmi_noise_write_message(nmi_noise_hs *hs, const uint8_t *payload,
         case TK_E:
             if (!hs->fixed_e) {
                 randombytes_buf(hs->e_priv, sizeof(hs->e_priv));
+                hs->fixed_e_pub = false;
             }
             hs->fixed_e = false; /* a fixed ephemeral is used once */
-            rc = nmi_noise_pubkey(hs->e_pub, hs->e_priv);
+            rc = hs->fixed_e_pub ? NM_OK
+                                 : nmi_noise_pubkey(hs->e_pub, hs->e_priv);
+            hs->fixed_e_pub = false;
             if (rc != NM_OK) {
                 break;
             }
@@ -866,6 +874,44 @@ nmi_net_hs_initiator(nmi_noise_hs *hs, const uint8_t psk[32],
     cfg.prologue = prologue;
     cfg.prologue_len = sizeof(prologue);
     cfg.rs = responder_static_pub;
+    cfg.psk = psk;
+    return nmi_noise_init(hs, &cfg);
+}
+
+int
+nmi_noise_set_ephemeral(nmi_noise_hs *hs, const uint8_t priv[32],
+                        const uint8_t pub[32])
+{
+    if (hs == NULL || priv == NULL || pub == NULL ||
+        hs->status != NMI_NOISE_IN_PROGRESS) {
+        return nmi_err(NM_EINVAL, "noise: bad ephemeral or state");
+    }
+    memcpy(hs->e_priv, priv, NMI_NOISE_DHLEN);
+    memcpy(hs->e_pub, pub, NMI_NOISE_DHLEN);
+    hs->fixed_e = true;
+    hs->fixed_e_pub = true;
+    return NM_OK;
+}
+
+int
+nmi_net_hs_responder2(nmi_noise_hs *hs, const uint8_t psk[32],
+                      const uint8_t static_priv[32],
+                      const uint8_t static_pub[32], uint64_t peer_node_id,
+                      uint64_t self_node_id)
+{
+    uint8_t prologue[NMI_NET_PROLOGUE_LEN];
+    nmi_noise_config cfg = {0};
+
+    if (psk == NULL || static_priv == NULL || static_pub == NULL) {
+        return nmi_err(NM_EINVAL, "noise: NULL key");
+    }
+    nmi_net_prologue(prologue, peer_node_id, self_node_id);
+    cfg.pattern = NMI_NOISE_NKPSK0;
+    cfg.initiator = false;
+    cfg.prologue = prologue;
+    cfg.prologue_len = sizeof(prologue);
+    cfg.s = static_priv;
+    cfg.s_pub = static_pub;
     cfg.psk = psk;
     return nmi_noise_init(hs, &cfg);
 }

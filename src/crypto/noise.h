@@ -87,6 +87,10 @@ typedef struct nmi_noise_config {
     /* Tests only: a fixed ephemeral private key instead of a random one
      * (the cacophony vectors fix both ephemerals). NULL in production. */
     const uint8_t *fixed_e;
+    /* Optional: the public key of `s`, when the caller already has it
+     * (saves one X25519 base-point multiplication per handshake). It is
+     * trusted to equal X25519(s). */
+    const uint8_t *s_pub;
 } nmi_noise_config;
 
 typedef enum nmi_noise_status {
@@ -110,11 +114,19 @@ typedef struct nmi_noise_hs {
     uint8_t rs[NMI_NOISE_DHLEN], re[NMI_NOISE_DHLEN];
     uint8_t psk[NMI_NOISE_PSKLEN];
     bool has_s, has_e, has_rs, has_re, has_psk, fixed_e;
+    bool fixed_e_pub; /* e_pub is already X25519(e_priv) */
 } nmi_noise_hs;
 
 /* Initialize: InitializeSymmetric(protocol_name), MixHash(prologue), the
  * pre-message public keys. On error the object is wiped. */
 int nmi_noise_init(nmi_noise_hs *hs, const nmi_noise_config *cfg) NM_NODISCARD;
+
+/* Use a pre-generated, one-use ephemeral keypair (fresh from the CSPRNG,
+ * made ahead of time off the latency path) for the next 'e' token this
+ * side writes. pub must equal X25519(priv); the keys are copied. NM_EINVAL
+ * on NULL or a finished handshake. */
+int nmi_noise_set_ephemeral(nmi_noise_hs *hs, const uint8_t priv[32],
+                            const uint8_t pub[32]);
 
 /* Bytes that write_message produces for a payload of payload_len at the
  * current step (0 when it is not our turn or the handshake is over). */
@@ -182,6 +194,12 @@ int nmi_net_hs_initiator(nmi_noise_hs *hs, const uint8_t psk[32],
 int nmi_net_hs_responder(nmi_noise_hs *hs, const uint8_t psk[32],
                          const uint8_t static_priv[32], uint64_t peer_node_id,
                          uint64_t self_node_id) NM_NODISCARD;
+/* The same with the static public key supplied (static_pub must equal
+ * X25519(static_priv)): no base-point multiplication at init. */
+int nmi_net_hs_responder2(nmi_noise_hs *hs, const uint8_t psk[32],
+                          const uint8_t static_priv[32],
+                          const uint8_t static_pub[32], uint64_t peer_node_id,
+                          uint64_t self_node_id) NM_NODISCARD;
 
 /* X25519 over libsodium. nmi_noise_dh fails with NM_ECRYPTO on the
  * all-zero output (a low-order peer key); nmi_noise_pubkey derives the

@@ -184,13 +184,96 @@ void nmi_fault_stats_get(const nmi_fault *f, nmi_fault_stats *out);
 
 struct uv_loop_s;
 
-/* nmi_udp_port_open - bind a UDP socket to `bind` (port 0 = any; read it
- * back with nmi_port_local_addr) on the owner's `loop`. Received datagrams
- * reach the callback from inside uv_run; nmi_port_poll returns 0. Sends
- * are asynchronous (bytes copied). Errors: NM_EINVAL, NM_ENOMEM, NM_EIO
- * (bind/socket failure, with libuv's message). After nmi_port_destroy the
- * memory is released by the loop's close callback: run the loop once. */
+/* libuv's recvmmsg reads into slots of this many bytes, at most
+ * NMI_UDP_MAX_SLOTS of them per system call. */
+#define NMI_UDP_SLOT_BYTES 65536u
+#define NMI_UDP_MAX_SLOTS 20u
+
+/* Options for nmi_udp_port_open2. Initialise with nmi_udp_opts_init. */
+typedef struct nmi_udp_opts {
+    size_t size; /* sizeof(nmi_udp_opts) */
+    /* SO_SNDBUF / SO_RCVBUF in bytes; 0 = the OS default. Linux caps a
+     * request at net.core.{w,r}mem_max; when the kernel gives less than
+     * asked the port retries with SO_{SND,RCV}BUFFORCE, which only a
+     * privileged process (CAP_NET_ADMIN) may use. Linux reports (and
+     * accounts) twice the value set. */
+    int sndbuf;
+    int rcvbuf;
+    /* Receive batch: datagram slots of NMI_UDP_SLOT_BYTES each, read with
+     * one recvmmsg call. 0 = NMI_UDP_MAX_SLOTS (the default); 1 = plain
+     * recvmsg, one datagram per call; 2..NMI_UDP_MAX_SLOTS otherwise. The
+     * buffer is allocated once per port (slots * 64 KiB of address space;
+     * only the pages datagrams touch become resident). */
+    unsigned recv_slots;
+} nmi_udp_opts;
+
+/* Counters of one UDP port (nmi_udp_port_stats). */
+typedef struct nmi_udp_stats {
+    uint64_t sent;           /* datagrams the kernel accepted, both paths */
+    uint64_t sent_queued;    /* sends that fell back to the copying queue */
+    uint64_t send_errors;    /* sends that failed, immediately or later */
+    int last_send_error;     /* libuv code of the latest failure (0 = none) */
+    uint64_t received;       /* datagrams read (delivered, or dropped when no
+                                callback is installed) */
+    uint64_t received_mmsg;  /* of those, read by recvmmsg */
+    uint64_t recv_batches;   /* recvmmsg calls that returned datagrams */
+    uint64_t recv_errors;    /* socket read errors */
+    uint64_t recv_truncated; /* datagrams dropped as truncated */
+    size_t queued_now;       /* sends waiting in libuv's queue right now */
+    size_t queued_bytes;     /* their bytes */
+    bool recvmmsg;           /* reads use recvmmsg */
+    int sndbuf;              /* SO_SNDBUF / SO_RCVBUF as the kernel */
+    int rcvbuf;              /* reports them now (Linux: doubled) */
+} nmi_udp_stats;
+
+/* nmi_udp_opts_init - defaults: OS buffer sizes, NMI_UDP_MAX_SLOTS. */
+void nmi_udp_opts_init(nmi_udp_opts *o);
+
+/*
+ * nmi_udp_port_open2 - bind a UDP socket to `bind` (port 0 = any; read it
+ * back with nmi_port_local_addr) on the owner's `loop`, with `opts` (NULL =
+ * defaults). Received datagrams reach the callback from inside uv_run;
+ * nmi_port_poll returns 0.
+ *
+ * Sending: nmi_port_send first tries a direct non-blocking send
+ * (uv_udp_try_send: no allocation, no copy). Only when the socket would
+ * block, or earlier sends still wait in libuv's queue (order is kept),
+ * the bytes are copied and queued (uv_udp_send); nmi_udp_stats counts
+ * those fallbacks. A send the kernel refuses (e.g. no route, wrong
+ * family) is counted in send_errors/last_send_error and not returned,
+ * whichever path it took: like a datagram lost on the way.
+ *
+ * Receiving: with recvmmsg (Linux, recv_slots >= 2) up to recv_slots
+ * datagrams are read per system call into a buffer the port owns; the
+ * callback's `data` is valid only during the call, as always.
+ *
+ * Errors: NM_EINVAL (NULL argument, bad family, bad opts), NM_ENOMEM,
+ * NM_EIO (socket, buffer size or bind failure, with libuv's message).
+ * After nmi_port_destroy the memory is released by the loop's close
+ * callback: run the loop once (UV_RUN_NOWAIT is enough).
+ *
+ * Threads: the port, like its loop, is used from the loop's thread only.
+ */
+int nmi_udp_port_open2(struct uv_loop_s *loop, const nmi_addr *bind,
+                       const nmi_udp_opts *opts, nmi_port **out);
+
+/* nmi_udp_port_open - nmi_udp_port_open2 with default options. */
 int nmi_udp_port_open(struct uv_loop_s *loop, const nmi_addr *bind,
                       nmi_port **out);
+
+/* nmi_udp_port_stats - the counters of a port made by nmi_udp_port_open*.
+ * NM_EINVAL for NULL or another kind of port; works on a closed port
+ * (queued_now/buffers then read 0). Loop thread only. */
+int nmi_udp_port_stats(nmi_port *p, nmi_udp_stats *out);
+
+/* nmi_udp_port_fd - the OS socket of a UDP port, for socket options the
+ * port does not cover (do not read, write or close it). NM_EINVAL for
+ * NULL / another kind of port, NM_ECLOSED once closed. Loop thread only. */
+int nmi_udp_port_fd(nmi_port *p, int *fd);
+
+/* nmi_udp_port_inject_eagain - testing aid: the next n direct sends
+ * behave as if the socket returned EAGAIN (so they take the queued
+ * path). NM_EINVAL for NULL / another kind of port. Loop thread only. */
+int nmi_udp_port_inject_eagain(nmi_port *p, uint32_t n);
 
 #endif

@@ -3,4 +3,11 @@ list(APPEND NM_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/port_loop.c
   ${CMAKE_CURRENT_LIST_DIR}/port_fault.c
   ${CMAKE_CURRENT_LIST_DIR}/port_udp.c
+  ${CMAKE_CURRENT_LIST_DIR}/stream.c
+  ${CMAKE_CURRENT_LIST_DIR}/routing.c
+  ${CMAKE_CURRENT_LIST_DIR}/liveness.c
+  ${CMAKE_CURRENT_LIST_DIR}/node.c
+  ${CMAKE_CURRENT_LIST_DIR}/node_hs.c
+  ${CMAKE_CURRENT_LIST_DIR}/node_rx.c
+  ${CMAKE_CURRENT_LIST_DIR}/node_tx.c
 )

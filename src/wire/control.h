@@ -34,7 +34,9 @@ typedef struct nmi_wire_stream_window {
     uint64_t stream_id;
     uint64_t total_consumed; /* cumulative bytes accounted on receive;
                                 the sender clamps it to its bytes sent */
-    uint64_t ack_seq;        /* next_expected; 0 for unreliable streams */
+    uint64_t ack_seq;        /* next_expected (upstream sends 0 on
+                                unreliable streams; we send next_expected
+                                on all: docs/PROTOCOL.md §10.4) */
 } nmi_wire_stream_window;
 
 /* 0x0B01, receiver -> sender: next_expected is missing, and bit i of

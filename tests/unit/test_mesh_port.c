@@ -1,12 +1,14 @@
 /*
  * tests/unit/test_mesh_port.c - the datagram-port interface: addresses,
- * the loopback hub and the seeded fault injector.
+ * the loopback hub, the seeded fault injector and the real UDP port
+ * (try_send fast path, queued fallback, recvmmsg, socket buffer options).
  */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <netmesh/error.h>
@@ -672,4 +674,429 @@ Test(mesh_port, udp_loopback)
     uv_run(&loop, UV_RUN_DEFAULT); /* runs the close callbacks */
     cr_assert_eq(uv_loop_close(&loop), 0);
     free(us.t.r);
+}
+
+/* ---- real UDP: bounded loop runs (no sleeps) ------------------------ */
+
+/* A one-shot timer that bounds a uv_run loop. */
+typedef struct deadline {
+    uv_timer_t t;
+    bool expired;
+} deadline;
+
+static void
+on_deadline(uv_timer_t *t)
+{
+    deadline *d = t->data;
+    d->expired = true;
+}
+
+static void
+deadline_start(uv_loop_t *loop, deadline *d, uint64_t ms)
+{
+    d->expired = false;
+    cr_assert_eq(uv_timer_init(loop, &d->t), 0);
+    d->t.data = d;
+    cr_assert_eq(uv_timer_start(&d->t, on_deadline, ms, 0), 0);
+}
+
+static void
+deadline_stop(deadline *d)
+{
+    uv_close((uv_handle_t *)&d->t, NULL);
+}
+
+/* Run `loop` one blocking iteration at a time until *done becomes true or
+ * `ms` elapsed (the timer wakes the loop). Returns *done. */
+static bool
+run_until(uv_loop_t *loop, const bool *done, uint64_t ms)
+{
+    deadline d;
+    deadline_start(loop, &d, ms);
+    while (!*done && !d.expired) {
+        uv_run(loop, UV_RUN_ONCE);
+    }
+    deadline_stop(&d);
+    uv_run(loop, UV_RUN_NOWAIT); /* the timer's close callback */
+    return *done;
+}
+
+static nmi_udp_opts
+udp_opts(int sndbuf, int rcvbuf, unsigned slots)
+{
+    nmi_udp_opts o;
+    nmi_udp_opts_init(&o);
+    o.sndbuf = sndbuf;
+    o.rcvbuf = rcvbuf;
+    o.recv_slots = slots;
+    return o;
+}
+
+static void
+udp_pair(uv_loop_t *loop, const nmi_udp_opts *oa, const nmi_udp_opts *ob,
+         nmi_port **a, nmi_port **b, nmi_addr *aa, nmi_addr *ba)
+{
+    nmi_addr any;
+    nmi_addr_parse(&any, "127.0.0.1:0");
+    cr_assert_eq(nmi_udp_port_open2(loop, &any, oa, a), NM_OK, "%s",
+                 nm_errdetail());
+    cr_assert_eq(nmi_udp_port_open2(loop, &any, ob, b), NM_OK, "%s",
+                 nm_errdetail());
+    addr_of(*a, aa);
+    addr_of(*b, ba);
+}
+
+static void
+udp_teardown(uv_loop_t *loop, nmi_port *a, nmi_port *b)
+{
+    nmi_port_destroy(a);
+    nmi_port_destroy(b);
+    uv_run(loop, UV_RUN_DEFAULT); /* close callbacks free the ports */
+    cr_assert_eq(uv_loop_close(loop), 0);
+}
+
+static nmi_udp_stats
+udp_stats(nmi_port *p)
+{
+    nmi_udp_stats st;
+    cr_assert_eq(nmi_udp_port_stats(p, &st), NM_OK);
+    return st;
+}
+
+/* Datagram i: 4..1203 bytes, seq LE then a pattern derived from seq. */
+static size_t
+dgram_len(uint32_t seq)
+{
+    return 4 + (seq * 37u) % 1200u;
+}
+
+static void
+dgram_fill(uint8_t *b, uint32_t seq)
+{
+    nmi_store_le32(b, seq);
+    for (size_t k = 4; k < dgram_len(seq); k++) {
+        b[k] = (uint8_t)(seq * 31u + k);
+    }
+}
+
+/* true when data is exactly datagram *seq (which it sets). */
+static bool
+dgram_ok(const uint8_t *data, size_t len, uint32_t *seq)
+{
+    if (len < 4) {
+        return false;
+    }
+    uint32_t s = nmi_load_le32(data);
+    if (len != dgram_len(s)) {
+        return false;
+    }
+    for (size_t k = 4; k < len; k++) {
+        if (data[k] != (uint8_t)(s * 31u + k)) {
+            return false;
+        }
+    }
+    *seq = s;
+    return true;
+}
+
+/* One side of the echo test: what it saw, in which order. */
+typedef struct echo_side {
+    uint32_t n;     /* datagrams expected */
+    uint8_t *seen;  /* per seq */
+    uint32_t got;   /* good datagrams */
+    uint32_t bad;   /* corrupted or unknown */
+    uint32_t order; /* arrivals out of send order */
+    uint32_t next;
+    bool echo; /* send every datagram back to its sender */
+    bool done; /* got == n */
+} echo_side;
+
+static void
+on_echo_side(void *ctx, nmi_port *port, const nmi_addr *from,
+             const uint8_t *data, size_t len)
+{
+    echo_side *e = ctx;
+    uint32_t seq;
+    if (!dgram_ok(data, len, &seq) || seq >= e->n) {
+        e->bad++;
+        return;
+    }
+    e->seen[seq]++;
+    e->order += seq != e->next;
+    e->next = seq + 1;
+    e->got++;
+    e->done = e->got == e->n;
+    if (e->echo) {
+        cr_assert_eq(nmi_port_send(port, from, data, len), NM_OK);
+    }
+}
+
+Test(mesh_port, udp_thousand_echoed_intact)
+{
+    enum { N = 1000, WINDOW = 64 };
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    nmi_udp_opts o = udp_opts(0, 1 << 20, 0);
+    nmi_port *a, *b;
+    nmi_addr aa, ba;
+    udp_pair(&loop, &o, &o, &a, &b, &aa, &ba);
+    echo_side sb = {.n = N, .seen = calloc(N, 1), .echo = true};
+    echo_side sa = {.n = N, .seen = calloc(N, 1)};
+    nmi_port_set_recv(b, on_echo_side, &sb);
+    nmi_port_set_recv(a, on_echo_side, &sa);
+
+    /* A sends with at most WINDOW round trips in flight; B echoes from
+     * its receive callback. The deadline bounds the whole exchange. */
+    uint8_t buf[1300];
+    uint32_t sent = 0;
+    deadline d;
+    deadline_start(&loop, &d, 10000);
+    while (!sa.done && !d.expired) {
+        while (sent < N && sent - sa.got < WINDOW) {
+            dgram_fill(buf, sent);
+            cr_assert_eq(nmi_port_send(a, &ba, buf, dgram_len(sent)), NM_OK);
+            sent++;
+        }
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    deadline_stop(&d);
+    cr_assert(sa.done, "A got %u of %u echoes (B got %u)", sa.got, N, sb.got);
+    for (uint32_t i = 0; i < N; i++) {
+        cr_assert_eq(sb.seen[i], 1, "B: seq %u seen %u times", i, sb.seen[i]);
+        cr_assert_eq(sa.seen[i], 1, "A: seq %u seen %u times", i, sa.seen[i]);
+    }
+    cr_assert_eq(sa.bad + sb.bad, 0);
+    cr_assert_eq(sa.order + sb.order, 0, "loopback UDP keeps order");
+    nmi_udp_stats st = udp_stats(a);
+    cr_assert_eq(st.sent, N);
+    cr_assert_eq(st.received, N);
+    cr_assert_eq(st.send_errors + st.recv_errors + st.recv_truncated, 0);
+    st = udp_stats(b);
+    cr_assert_eq(st.sent, N);
+    cr_assert_eq(st.received, N);
+    udp_teardown(&loop, a, b);
+    free(sa.seen);
+    free(sb.seen);
+}
+
+Test(mesh_port, udp_recvmmsg_burst)
+{
+    /* 300 datagrams wait in the socket before the loop runs: libuv reads
+     * them in recvmmsg batches of up to NMI_UDP_MAX_SLOTS. */
+    enum { N = 300 };
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    nmi_udp_opts o = udp_opts(0, 4 << 20, 0);
+    nmi_port *a, *b;
+    nmi_addr aa, ba;
+    udp_pair(&loop, &o, &o, &a, &b, &aa, &ba);
+    echo_side sb = {.n = N, .seen = calloc(N, 1)};
+    nmi_port_set_recv(b, on_echo_side, &sb);
+    uint8_t buf[1300];
+    for (uint32_t i = 0; i < N; i++) {
+        dgram_fill(buf, i);
+        cr_assert_eq(nmi_port_send(a, &ba, buf, dgram_len(i)), NM_OK);
+    }
+    nmi_udp_stats st = udp_stats(a);
+    cr_assert_eq(st.sent, N, "loopback never blocks: all sent directly");
+    cr_assert_eq(st.sent_queued, 0);
+    cr_assert(run_until(&loop, &sb.done, 10000), "got %u of %u", sb.got, N);
+    cr_assert_eq(sb.bad + sb.order, 0);
+    st = udp_stats(b);
+#ifdef __linux__
+    cr_assert(st.recvmmsg);
+    cr_assert_eq(st.received_mmsg, N);
+    /* At least ceil(N / 20) calls; fewer than N means real batching. */
+    cr_assert(st.recv_batches >=
+                  (N + NMI_UDP_MAX_SLOTS - 1) / NMI_UDP_MAX_SLOTS,
+              "%llu batches", (unsigned long long)st.recv_batches);
+    cr_assert(st.recv_batches <= N / 2, "%llu batches for %d datagrams",
+              (unsigned long long)st.recv_batches, N);
+#endif
+    cr_assert_eq(st.received, N);
+    udp_teardown(&loop, a, b);
+
+    /* recv_slots = 1: plain recvmsg, same datagrams. */
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    nmi_udp_opts one = udp_opts(0, 4 << 20, 1);
+    udp_pair(&loop, &o, &one, &a, &b, &aa, &ba);
+    memset(sb.seen, 0, N);
+    sb.got = sb.next = 0;
+    sb.done = false;
+    nmi_port_set_recv(b, on_echo_side, &sb);
+    for (uint32_t i = 0; i < N; i++) {
+        dgram_fill(buf, i);
+        cr_assert_eq(nmi_port_send(a, &ba, buf, dgram_len(i)), NM_OK);
+    }
+    cr_assert(run_until(&loop, &sb.done, 10000), "got %u of %u", sb.got, N);
+    cr_assert_eq(sb.bad + sb.order, 0);
+    st = udp_stats(b);
+    cr_assert_not(st.recvmmsg);
+    cr_assert_eq(st.received, N);
+    cr_assert_eq(st.received_mmsg + st.recv_batches, 0);
+    udp_teardown(&loop, a, b);
+    free(sb.seen);
+}
+
+Test(mesh_port, udp_buffer_options)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    const int want_snd = 256 << 10, want_rcv = 512 << 10;
+    nmi_udp_opts o = udp_opts(want_snd, want_rcv, 0);
+    nmi_udp_opts dflt;
+    nmi_udp_opts_init(&dflt);
+    cr_assert_eq(dflt.recv_slots, NMI_UDP_MAX_SLOTS);
+    cr_assert_eq(dflt.sndbuf + dflt.rcvbuf, 0);
+    nmi_port *a, *b;
+    nmi_addr aa, ba;
+    udp_pair(&loop, &o, NULL, &a, &b, &aa, &ba);
+    int fd = -1;
+    cr_assert_eq(nmi_udp_port_fd(a, &fd), NM_OK);
+    cr_assert(fd >= 0);
+    int v = 0;
+    socklen_t vl = sizeof(v);
+    cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &vl), 0);
+    cr_assert(v >= want_snd / 2, "SO_SNDBUF %d for %d", v, want_snd);
+    int snd = v;
+    vl = sizeof(v);
+    cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &vl), 0);
+    cr_assert(v >= want_rcv / 2, "SO_RCVBUF %d for %d", v, want_rcv);
+    nmi_udp_stats st = udp_stats(a);
+    cr_assert_eq(st.sndbuf, snd);
+    cr_assert_eq(st.rcvbuf, v);
+    st = udp_stats(b); /* OS defaults */
+    cr_assert(st.sndbuf > 0 && st.rcvbuf > 0);
+
+    /* Bad options; nothing is left open on failure. */
+    nmi_addr any;
+    nmi_addr_parse(&any, "127.0.0.1:0");
+    nmi_port *c = (nmi_port *)1;
+    nmi_udp_opts bad = o;
+    bad.size = 4;
+    cr_assert_eq(nmi_udp_port_open2(&loop, &any, &bad, &c), NM_EINVAL);
+    cr_assert_null(c);
+    bad = o;
+    bad.recv_slots = NMI_UDP_MAX_SLOTS + 1;
+    cr_assert_eq(nmi_udp_port_open2(&loop, &any, &bad, &c), NM_EINVAL);
+    bad = o;
+    bad.rcvbuf = -1;
+    cr_assert_eq(nmi_udp_port_open2(&loop, &any, &bad, &c), NM_EINVAL);
+    cr_assert_neq(nm_errdetail()[0], '\0');
+    cr_assert_eq(nmi_udp_port_open2(&loop, &ba, &o, &c), NM_EIO, "in use");
+
+    /* The UDP-only calls refuse other ports. */
+    nmi_loop_hub *h;
+    nmi_port *lp;
+    cr_assert_eq(nmi_loop_hub_new(&h), NM_OK);
+    cr_assert_eq(nmi_loop_hub_attach(h, 0, &lp), NM_OK);
+    cr_assert_eq(nmi_udp_port_stats(lp, &st), NM_EINVAL);
+    cr_assert_eq(nmi_udp_port_stats(NULL, &st), NM_EINVAL);
+    cr_assert_eq(nmi_udp_port_stats(a, NULL), NM_EINVAL);
+    cr_assert_eq(nmi_udp_port_fd(lp, &fd), NM_EINVAL);
+    cr_assert_eq(nmi_udp_port_inject_eagain(lp, 1), NM_EINVAL);
+    nmi_loop_hub_free(h);
+
+    /* A closed port: stats still readable, no fd. */
+    nmi_port_close(a);
+    cr_assert_eq(nmi_udp_port_fd(a, &fd), NM_ECLOSED);
+    st = udp_stats(a);
+    cr_assert_eq(st.sndbuf + st.rcvbuf, 0);
+    udp_teardown(&loop, a, b);
+}
+
+/* Receiver for the fallback test: records seqs in arrival order. */
+typedef struct seq_log {
+    uint32_t v[64];
+    uint32_t n, want;
+    bool done;
+} seq_log;
+
+static void
+on_seq_log(void *ctx, nmi_port *port, const nmi_addr *from,
+           const uint8_t *data, size_t len)
+{
+    (void)port;
+    (void)from;
+    seq_log *l = ctx;
+    if (len >= 4 && l->n < NMI_ARRAY_LEN(l->v)) {
+        l->v[l->n++] = nmi_load_le32(data);
+    }
+    l->done = l->n >= l->want;
+}
+
+Test(mesh_port, udp_try_send_fallback)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    nmi_port *a, *b;
+    nmi_addr aa, ba;
+    udp_pair(&loop, NULL, NULL, &a, &b, &aa, &ba);
+    seq_log log = {.want = 10};
+    nmi_port_set_recv(b, on_seq_log, &log);
+
+    /* One simulated EAGAIN: that send is copied and queued; the 9 after
+     * it queue too (libuv still holds the first), so the order holds. */
+    cr_assert_eq(nmi_udp_port_inject_eagain(a, 1), NM_OK);
+    for (uint32_t i = 0; i < 10; i++) {
+        cr_assert_eq(send_seq(a, &ba, i), NM_OK);
+    }
+    nmi_udp_stats st = udp_stats(a);
+    cr_assert_eq(st.sent_queued, 10);
+    cr_assert_eq(st.queued_now, 10);
+    cr_assert_eq(st.queued_bytes, 10 * 16);
+    cr_assert_eq(st.sent, 0, "completions run on the loop");
+    cr_assert(run_until(&loop, &log.done, 10000), "got %u", log.n);
+    /* Let the completions run too (they may trail the datagrams). */
+    for (int i = 0; i < 100 && udp_stats(a).queued_now > 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    st = udp_stats(a);
+    cr_assert_eq(st.queued_now, 0);
+    cr_assert_eq(st.sent, 10);
+    /* Queue drained: the direct path is back. */
+    log.want = 15;
+    log.done = false;
+    for (uint32_t i = 10; i < 15; i++) {
+        cr_assert_eq(send_seq(a, &ba, i), NM_OK);
+    }
+    st = udp_stats(a);
+    cr_assert_eq(st.sent_queued, 10);
+    cr_assert_eq(st.sent, 15);
+    cr_assert(run_until(&loop, &log.done, 10000), "got %u", log.n);
+    for (uint32_t i = 0; i < 15; i++) {
+        cr_assert_eq(log.v[i], i, "arrival %u was seq %u", i, log.v[i]);
+    }
+    cr_assert_eq(st.send_errors, 0);
+
+    /* The kernel refuses an IPv6 destination on an IPv4 socket: counted
+     * (not returned) on the direct path... */
+    nmi_addr v6;
+    nmi_addr_parse(&v6, "[::1]:9");
+    cr_assert_eq(send_seq(a, &v6, 99), NM_OK);
+    st = udp_stats(a);
+    cr_assert_eq(st.send_errors, 1);
+    cr_assert_neq(st.last_send_error, 0);
+    /* ...and, reported by the completion, on the queued path. */
+    nmi_udp_port_inject_eagain(a, 1);
+    cr_assert_eq(send_seq(a, &v6, 100), NM_OK);
+    for (int i = 0; i < 100 && udp_stats(a).queued_now > 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    st = udp_stats(a);
+    cr_assert_eq(st.sent_queued, 11);
+    cr_assert_eq(st.send_errors, 2);
+    cr_assert_eq(st.sent, 15);
+
+    /* Queued sends pending at close are cancelled, not errors (ASan checks
+     * their copies are freed). */
+    nmi_udp_port_inject_eagain(a, 1);
+    for (uint32_t i = 0; i < 5; i++) {
+        cr_assert_eq(send_seq(a, &ba, 200 + i), NM_OK);
+    }
+    nmi_port_close(a);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    st = udp_stats(a);
+    cr_assert_eq(st.send_errors, 2);
+    udp_teardown(&loop, a, b);
 }

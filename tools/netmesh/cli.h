@@ -28,6 +28,12 @@ int nm_cli_hex_decode(const char *hex, uint8_t *out, size_t len);
 /* Write 2*len lowercase hex digits + NUL into out (size >= 2*len+1). */
 void nm_cli_hex_encode(const uint8_t *in, size_t len, char *out);
 
+/* A file holding exactly 2*len hex characters (surrounding newline and
+ * spaces allowed): 0, or -1 after printing the reason. */
+int nm_cli_hexfile_load(const char *path, uint8_t *out, size_t len);
+/* Create path (O_EXCL, mode 0600) with 2*len hex characters + newline. */
+int nm_cli_hexfile_save(const char *path, const uint8_t *in, size_t len);
+
 typedef struct nm_identity nm_identity;
 /* Load an identity file (64 lowercase hex characters + newline, mode 0600;
  * cmd_identity.c). 0 on success (*out owns the identity, nm_identity_free),
@@ -44,5 +50,7 @@ int nm_cmd_log(int argc, char **argv);
 int nm_cmd_predicate(int argc, char **argv);
 int nm_cmd_caps(int argc, char **argv);
 int nm_cmd_tail(int argc, char **argv);
+int nm_cmd_node(int argc, char **argv);
+int nm_cmd_ping(int argc, char **argv);
 
 #endif

@@ -26,6 +26,8 @@ static const struct {
     {"jetstream", nmb_group_jetstream},
     {"redex", nmb_group_redex},
     {"caps", nmb_group_caps},
+    {"mesh", nmb_group_mesh},
+    {"mesh_base", nmb_group_mesh_base},
 };
 /* clang-format on */
 
@@ -60,7 +62,8 @@ nm_cmd_bench(int argc, char **argv)
     }
     if (!group) {
         return nm_cli_usage_error(
-            "usage: netmesh bench <bus|crypto|redis|jetstream|redex|caps|all> "
+            "usage: netmesh bench "
+            "<bus|crypto|redis|jetstream|redex|caps|mesh|all> "
             "[--json] "
             "[--runs N] [--scale X] [--url URL]");
     }

@@ -18,6 +18,11 @@ static const struct {
     {"predicate", nm_cmd_predicate,
      "predicate eval [--trace]|encode: capability predicates (stdin)"},
     {"caps", nm_cmd_caps, "caps validate|diff: capability sets (stdin)"},
+    {"node", nm_cmd_node,
+     "node --listen ADDR --psk-file F ...: run an encrypted mesh node"},
+    {"ping", nm_cmd_ping,
+     "ping ADDR --psk-file F --peer-key HEX --peer-id "
+     "ID: handshake + RTT"},
     {"log", nm_cmd_log, "log append|tail|check|dump: RedEX logs on disk"},
     {"emit", nm_cmd_emit,
      "emit --redis URL|--jetstream URL [EVENT...]: publish events"},

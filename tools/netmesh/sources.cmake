@@ -8,4 +8,5 @@ list(APPEND NM_CLI_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/cmd_stream.c
   ${CMAKE_CURRENT_LIST_DIR}/cmd_log.c
   ${CMAKE_CURRENT_LIST_DIR}/cmd_caps.c
+  ${CMAKE_CURRENT_LIST_DIR}/cmd_node.c
 )

@@ -1,0 +1,3 @@
+list(APPEND NM_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/mesh_bus.c
+)
