@@ -180,6 +180,7 @@ nmi_node_peer_session_up(nm_mesh_t *m, nmi_peer *p, const nmi_noise_hs *hs,
     }
     p->routed = routed;
     p->adjacent = adjacent;
+    p->frame_routed = routed || !adjacent;
     p->addr = *addr;
     p->up = true;
     p->last_heard_us = now;

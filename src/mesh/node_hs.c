@@ -159,8 +159,10 @@ try_initiator(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
             if (nmi_wire_routing_id(hp->peer_id) != route->src_id) {
                 continue;
             }
-        } else if (hp->routed || !nmi_addr_equal(&hp->addr, from)) {
-            continue;
+        } else if (!nmi_addr_equal(&hp->addr, from)) {
+            continue; /* a direct msg2 comes from where msg1 went (either
+                         form of msg1: a peer may answer routed msg1
+                         directly) */
         }
         nmi_noise_hs copy = hp->hs;
         size_t plen = 0;

@@ -74,12 +74,15 @@ typedef struct nmi_strm {
 
 typedef struct nmi_peer {
     uint64_t node_id;
-    bool up;       /* has a session */
-    bool routed;   /* the session runs through routing headers */
-    bool adjacent; /* a neighbour: its handshake arrived with hop_count 0
-                      (direct, or the routed form sent straight to it):
-                      heartbeats, failure detection, direct route,
-                      pingwaves. A peer behind relays is not adjacent. */
+    bool up;           /* has a session */
+    bool routed;       /* the session runs through routing headers */
+    bool frame_routed; /* our packets to it carry a routing header:
+                          always when not adjacent; for an adjacent peer,
+                          the form its latest data packet used (mirror) */
+    bool adjacent;     /* a neighbour: its handshake arrived with hop_count 0
+                          (direct, or the routed form sent straight to it):
+                          heartbeats, failure detection, direct route,
+                          pingwaves. A peer behind relays is not adjacent. */
     nm_peer_state state;
     nmi_addr addr; /* direct: the peer; routed: where its packets came
                       from (the fallback next hop) */

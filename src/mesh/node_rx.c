@@ -276,7 +276,7 @@ heard(nm_mesh_t *m, nmi_peer *p, const nmi_addr *from, bool via_route)
 {
     uint64_t now = nmi_node_now(m);
     p->last_heard_us = now;
-    if (via_route == p->routed) {
+    if (p->adjacent || via_route) {
         p->addr = *from; /* roaming / the current previous hop */
     }
     if (!p->adjacent) {
@@ -342,6 +342,11 @@ on_packet(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
             m->stats.heartbeats_rx++;
         }
         return;
+    }
+    if (p->adjacent) {
+        /* answer a neighbour in the framing it uses (an implementation
+         * that handshakes routed may send its data direct, or not) */
+        p->frame_routed = route != NULL;
     }
     switch (h.subprotocol_id) {
     case NMI_WIRE_SP_EVENTS:

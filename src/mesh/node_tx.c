@@ -20,7 +20,7 @@
 #include "wire/route.h"
 
 /* Routed packets carry 18 bytes in front of the Net packet. */
-#define PKT_OFF(p) ((p)->routed ? NMI_WIRE_ROUTE_LEN : 0u)
+#define PKT_OFF(p) ((p)->frame_routed ? NMI_WIRE_ROUTE_LEN : 0u)
 
 /* A datagram straight to the socket (thread-safe in the kernel). A full
  * send buffer waits up to 2 ms for room, then the datagram is dropped
@@ -71,7 +71,7 @@ nmi_node_raw_send(nm_mesh_t *m, const nmi_addr *to, const uint8_t *buf,
 int
 nmi_node_next_hop(nm_mesh_t *m, nmi_peer *p, nmi_addr *out)
 {
-    if (!p->routed) {
+    if (p->adjacent) {
         *out = p->addr;
         return NM_OK;
     }
@@ -117,7 +117,7 @@ nmi_node_seal_send(nm_mesh_t *m, nmi_peer *p, nmi_wire_header *h,
     if (rc != NM_OK) {
         return rc;
     }
-    if (p->routed) {
+    if (p->frame_routed) {
         nmi_wire_route r;
         nmi_wire_route_init(&r, p->node_id, m->route_id, NMI_WIRE_TTL_DATA);
         (void)nmi_wire_route_encode(&r, m->txbuf);
