@@ -816,6 +816,7 @@ node_free(nm_mesh_t *m)
     pthread_mutex_destroy(&m->mu);
     sodium_memzero(m->static_priv, sizeof(m->static_priv));
     sodium_memzero(m->eph_priv, sizeof(m->eph_priv));
+    free(m->txb);
     sodium_memzero(m->cfg.psk, sizeof(m->cfg.psk));
     free(m);
 }

@@ -52,6 +52,9 @@
 /* Pre-generated one-use ephemeral keypairs (off the handshake's latency
  * path; refilled by the tick). */
 #define NMI_NODE_EPH 4
+/* Data packets of one nm_mesh_send go out NMI_NODE_BATCH at a time with
+ * one sendmmsg (threaded driver). */
+#define NMI_NODE_BATCH 16
 /* Tick of the threaded driver and the NACK / retransmit cadence. */
 #define NMI_NODE_TICK_US 5000u
 #define NMI_NODE_NACK_US 25000u
@@ -190,6 +193,11 @@ struct nm_mesh {
     uint8_t rxbuf[NMI_NODE_BUF];
     uint8_t txbuf[NMI_NODE_BUF];
     uint8_t ctlbuf[NMI_WIRE_MAX_PAYLOAD];
+    /* send batch (allocated on first use): NMI_NODE_BATCH slots */
+    uint8_t (*txb)[NMI_NODE_BUF];
+    size_t txb_len[NMI_NODE_BATCH];
+    nmi_addr txb_to[NMI_NODE_BATCH];
+    size_t txb_n;
 };
 
 /* ---- clock (under mu) -------------------------------------------- */
@@ -224,6 +232,13 @@ int nmi_node_seal_send(nm_mesh_t *m, nmi_peer *p, nmi_wire_header *h,
                        const uint8_t *payload, size_t len);
 int nmi_node_raw_send(nm_mesh_t *m, const nmi_addr *to, const uint8_t *buf,
                       size_t len);
+/* Seal the plaintext at base + routing offset + 68 (len bytes) into a
+ * packet starting at base (routing header included when the peer needs
+ * one); *total gets its size and *to the next hop. */
+int nmi_node_seal_at(nm_mesh_t *m, nmi_peer *p, nmi_wire_header *h,
+                     uint8_t *base, size_t len, size_t *total, nmi_addr *to);
+/* Send the queued batch (sendmmsg on the threaded driver). */
+void nmi_node_flush_batch(nm_mesh_t *m);
 void nmi_node_send_heartbeat(nm_mesh_t *m, nmi_peer *p);
 void nmi_node_send_pingwaves(nm_mesh_t *m, uint64_t now);
 void nmi_node_peer_failed(nm_mesh_t *m, nmi_peer *p);

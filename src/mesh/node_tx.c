@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,32 +104,106 @@ nmi_node_next_hop(nm_mesh_t *m, nmi_peer *p, nmi_addr *out)
 }
 
 int
-nmi_node_seal_send(nm_mesh_t *m, nmi_peer *p, nmi_wire_header *h,
-                   const uint8_t *payload, size_t len)
+nmi_node_seal_at(nm_mesh_t *m, nmi_peer *p, nmi_wire_header *h, uint8_t *base,
+                 size_t len, size_t *total, nmi_addr *to)
 {
     size_t off = PKT_OFF(p);
-    uint8_t *pkt = m->txbuf + off;
-    uint8_t *pt = pkt + NMI_WIRE_HEADER_LEN;
-    if (payload != NULL && payload != pt && len > 0) {
-        memmove(pt, payload, len);
-    }
+    uint8_t *pkt = base + off;
     size_t w = 0;
-    int rc = nmi_wire_seal(&p->sess, h, pt, len, pkt, NMI_WIRE_MAX_PACKET, &w);
+    int rc = nmi_wire_seal(&p->sess, h, pkt + NMI_WIRE_HEADER_LEN, len, pkt,
+                           NMI_WIRE_MAX_PACKET, &w);
     if (rc != NM_OK) {
         return rc;
     }
     if (p->frame_routed) {
         nmi_wire_route r;
         nmi_wire_route_init(&r, p->node_id, m->route_id, NMI_WIRE_TTL_DATA);
-        (void)nmi_wire_route_encode(&r, m->txbuf);
+        (void)nmi_wire_route_encode(&r, base);
     }
-    nmi_addr to;
-    rc = nmi_node_next_hop(m, p, &to);
+    rc = nmi_node_next_hop(m, p, to);
     if (rc != NM_OK) {
         m->stats.dropped_no_route++;
         return rc;
     }
-    return nmi_node_raw_send(m, &to, m->txbuf, off + w);
+    *total = off + w;
+    return NM_OK;
+}
+
+int
+nmi_node_seal_send(nm_mesh_t *m, nmi_peer *p, nmi_wire_header *h,
+                   const uint8_t *payload, size_t len)
+{
+    uint8_t *pt = m->txbuf + PKT_OFF(p) + NMI_WIRE_HEADER_LEN;
+    if (payload != NULL && payload != pt && len > 0) {
+        memmove(pt, payload, len);
+    }
+    size_t total = 0;
+    nmi_addr to;
+    int rc = nmi_node_seal_at(m, p, h, m->txbuf, len, &total, &to);
+    return rc != NM_OK ? rc : nmi_node_raw_send(m, &to, m->txbuf, total);
+}
+
+/* sendmmsg the batch; a full socket buffer waits up to 2 ms per try, then
+ * what is left is dropped like a loss (reliable streams retransmit). */
+void
+nmi_node_flush_batch(nm_mesh_t *m)
+{
+    size_t n = m->txb_n;
+    m->txb_n = 0;
+    if (n == 0) {
+        return;
+    }
+    if (m->port == NULL) {
+        m->stats.send_errors += n;
+        return;
+    }
+    if (m->sock_fd < 0) {
+        for (size_t i = 0; i < n; i++) {
+            (void)nmi_node_raw_send(m, &m->txb_to[i], m->txb[i],
+                                    m->txb_len[i]);
+        }
+        return;
+    }
+    struct mmsghdr mh[NMI_NODE_BATCH];
+    struct iovec iov[NMI_NODE_BATCH];
+    memset(mh, 0, sizeof(mh));
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = m->txb[i];
+        iov[i].iov_len = m->txb_len[i];
+        mh[i].msg_hdr.msg_iov = &iov[i];
+        mh[i].msg_hdr.msg_iovlen = 1;
+        mh[i].msg_hdr.msg_name = &m->txb_to[i].ss;
+        mh[i].msg_hdr.msg_namelen =
+            m->txb_to[i].ss.ss_family == AF_INET6
+                ? (socklen_t)sizeof(struct sockaddr_in6)
+                : (socklen_t)sizeof(struct sockaddr_in);
+    }
+    size_t done = 0;
+    int stalls = 0;
+    while (done < n) {
+        int r = sendmmsg(m->sock_fd, mh + done, (unsigned)(n - done),
+                         MSG_DONTWAIT);
+        if (r > 0) {
+            for (size_t i = done; i < done + (size_t)r; i++) {
+                m->stats.packets_tx++;
+                m->stats.bytes_tx += m->txb_len[i];
+            }
+            done += (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+            stalls++ < 2) {
+            struct pollfd pfd = {.fd = m->sock_fd, .events = POLLOUT};
+            (void)poll(&pfd, 1, 2);
+            continue;
+        }
+        /* a hard error on one datagram: count it, go on with the rest */
+        m->stats.send_errors++;
+        done++;
+    }
 }
 
 void
@@ -505,13 +580,18 @@ nm_mesh_send(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
     size_t i = 0;
     bool first = true;
     uint64_t backoff = 5000, waited = 0;
+    if (m->sock_fd >= 0 && m->txb == NULL) {
+        m->txb = malloc(NMI_NODE_BATCH * sizeof(*m->txb));
+    }
+    bool batch = m->sock_fd >= 0 && m->txb != NULL;
     while (rc == NM_OK && i < n) {
         if (s->tx.reset) {
             rc = nmi_err(NM_ECLOSED, "mesh: stream %llu was reset",
                          (unsigned long long)stream_id);
             break;
         }
-        uint8_t *pt = m->txbuf + PKT_OFF(p) + NMI_WIRE_HEADER_LEN;
+        uint8_t *base = batch ? m->txb[m->txb_n] : m->txbuf;
+        uint8_t *pt = base + PKT_OFF(p) + NMI_WIRE_HEADER_LEN;
         nmi_wire_frame_writer w;
         nmi_wire_frame_init(&w, pt, NMI_WIRE_MAX_PAYLOAD);
         size_t k = i;
@@ -534,6 +614,7 @@ nm_mesh_send(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
                              (unsigned long long)stream_id);
                 break;
             }
+            nmi_node_flush_batch(m); /* what is committed goes out */
             wait_us(m, backoff);
             waited += backoff;
             backoff = backoff * 2 > 200000 ? 200000 : backoff * 2;
@@ -565,7 +646,19 @@ nm_mesh_send(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
         nmi_wire_header_init(&h, s->params.reliable ? NMI_WIRE_F_RELIABLE : 0,
                              p->sess.session_id, stream_id, seq);
         h.event_count = w.count;
-        rc = nmi_node_seal_send(m, p, &h, pt, w.len);
+        if (batch) {
+            size_t total = 0;
+            rc = nmi_node_seal_at(m, p, &h, base, w.len, &total,
+                                  &m->txb_to[m->txb_n]);
+            if (rc == NM_OK) {
+                m->txb_len[m->txb_n++] = total;
+                if (m->txb_n == NMI_NODE_BATCH) {
+                    nmi_node_flush_batch(m);
+                }
+            }
+        } else {
+            rc = nmi_node_seal_send(m, p, &h, pt, w.len);
+        }
         if (rc == NM_EUNROUTED || rc == NM_EAGAIN || rc == NM_EIO) {
             /* counted; a reliable stream retransmits, like a loss */
             rc = s->params.reliable ? NM_OK : rc;
@@ -581,6 +674,7 @@ nm_mesh_send(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
         first = false;
         backoff = 5000;
     }
+    nmi_node_flush_batch(m);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
