@@ -155,7 +155,9 @@ typedef enum nm_peer_state {
 typedef struct nm_mesh_peer_info {
     uint64_t node_id;
     nm_peer_state state;
-    bool routed;                 /* session set up through routing headers */
+    bool routed;   /* session set up through routing headers */
+    bool adjacent; /* a direct neighbour (heartbeats, failure detection);
+                      false for a session behind relays */
     char addr[NM_MESH_ADDR_MAX]; /* direct address, or the next hop's */
     uint64_t session_id;
     uint64_t last_heard_ms_ago;
@@ -270,6 +272,8 @@ typedef struct nm_mesh_delivery {
     uint64_t seq;       /* the packet's stream sequence */
     size_t count;       /* messages */
     const nm_mesh_msg *msgs;
+    uint16_t channel_hash; /* header fields of the channel publish path */
+    uint64_t origin_hash;  /* (0 on plain streams) */
 } nm_mesh_delivery;
 
 /* Take the next delivery (any peer, any stream), waiting up to

@@ -258,6 +258,155 @@ nmi_node_event(nm_mesh_t *m, nm_mesh_event_kind kind, uint64_t peer,
     m->ev_len++;
     nmi_evfd_signal(m->evfd);
     pthread_cond_broadcast(&m->cv);
+    if (m->n_evh > 0) {
+        if (m->hev_len == NMI_NODE_EVENTS_MAX) {
+            m->hev_head = (m->hev_head + 1) % NMI_NODE_EVENTS_MAX;
+            m->hev_len--;
+        }
+        nm_mesh_event *h =
+            &m->hook_ev[(m->hev_head + m->hev_len) % NMI_NODE_EVENTS_MAX];
+        h->kind = kind;
+        h->peer = peer;
+        h->stream_id = stream_id;
+        m->hev_len++;
+    }
+}
+
+void
+nmi_node_ext_dispatch(nm_mesh_t *m, uint64_t tick_now)
+{
+    pthread_mutex_lock(&m->mu);
+    if (m->in_dispatch ||
+        (m->hev_len == 0 && (tick_now == 0 || m->n_tickh == 0))) {
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    m->in_dispatch = true;
+    while (m->hev_len > 0 && !m->closing) {
+        nm_mesh_event ev = m->hook_ev[m->hev_head];
+        m->hev_head = (m->hev_head + 1) % NMI_NODE_EVENTS_MAX;
+        m->hev_len--;
+        size_t n = m->n_evh;
+        for (size_t i = 0; i < n; i++) {
+            nmi_mesh_event_fn fn = m->ev_h[i].fn;
+            void *ctx = m->ev_h[i].ctx;
+            pthread_mutex_unlock(&m->mu);
+            fn(ctx, m, &ev);
+            pthread_mutex_lock(&m->mu);
+        }
+    }
+    for (size_t i = 0; tick_now != 0 && i < m->n_tickh && !m->closing; i++) {
+        nmi_mesh_tick_fn fn = m->tick_h[i].fn;
+        void *ctx = m->tick_h[i].ctx;
+        pthread_mutex_unlock(&m->mu);
+        fn(ctx, m, tick_now);
+        pthread_mutex_lock(&m->mu);
+    }
+    m->in_dispatch = false;
+    pthread_mutex_unlock(&m->mu);
+}
+
+int
+nmi_mesh_event_hook(nm_mesh_t *m, nmi_mesh_event_fn fn, void *ctx)
+{
+    if (m == NULL || fn == NULL) {
+        return nmi_err(NM_EINVAL, "mesh: NULL hook");
+    }
+    pthread_mutex_lock(&m->mu);
+    int rc = NM_OK;
+    if (m->n_evh == NMI_MESH_EXT_MAX) {
+        rc = nmi_err(NM_ERANGE, "mesh: too many event hooks");
+    } else {
+        m->ev_h[m->n_evh].fn = fn;
+        m->ev_h[m->n_evh].ctx = ctx;
+        m->n_evh++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int
+nmi_mesh_tick_hook(nm_mesh_t *m, nmi_mesh_tick_fn fn, void *ctx)
+{
+    if (m == NULL || fn == NULL) {
+        return nmi_err(NM_EINVAL, "mesh: NULL hook");
+    }
+    pthread_mutex_lock(&m->mu);
+    int rc = NM_OK;
+    if (m->n_tickh == NMI_MESH_EXT_MAX) {
+        rc = nmi_err(NM_ERANGE, "mesh: too many tick hooks");
+    } else {
+        m->tick_h[m->n_tickh].fn = fn;
+        m->tick_h[m->n_tickh].ctx = ctx;
+        m->n_tickh++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int
+nmi_mesh_sp_register(nm_mesh_t *m, uint16_t sp, nmi_mesh_sp_fn fn, void *ctx)
+{
+    if (m == NULL || fn == NULL) {
+        return nmi_err(NM_EINVAL, "mesh: NULL handler");
+    }
+    if (sp == NMI_WIRE_SP_EVENTS || sp == NMI_WIRE_SP_ROUTE_WITHDRAW ||
+        (sp >= NMI_WIRE_SP_STREAM_WINDOW &&
+         sp <= NMI_WIRE_SP_STREAM_ACK_RANGES)) {
+        return nmi_err(NM_EINVAL, "mesh: subprotocol 0x%04x is the node's",
+                       (unsigned)sp);
+    }
+    pthread_mutex_lock(&m->mu);
+    int rc = NM_OK;
+    for (size_t i = 0; i < m->n_sp; i++) {
+        if (m->sp_h[i].sp == sp) {
+            rc = nmi_err(NM_EEXIST, "mesh: subprotocol 0x%04x taken",
+                         (unsigned)sp);
+        }
+    }
+    if (rc == NM_OK && m->n_sp == NMI_MESH_EXT_MAX) {
+        rc = nmi_err(NM_ERANGE, "mesh: too many subprotocol handlers");
+    }
+    if (rc == NM_OK) {
+        m->sp_h[m->n_sp].sp = sp;
+        m->sp_h[m->n_sp].fn = fn;
+        m->sp_h[m->n_sp].ctx = ctx;
+        m->n_sp++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int
+nmi_mesh_set_delivery_filter(nm_mesh_t *m, nmi_mesh_filter_fn fn, void *ctx)
+{
+    if (m == NULL) {
+        return nmi_err(NM_EINVAL, "mesh: NULL node");
+    }
+    pthread_mutex_lock(&m->mu);
+    m->filter = fn;
+    m->filter_ctx = ctx;
+    pthread_mutex_unlock(&m->mu);
+    return NM_OK;
+}
+
+uint64_t
+nmi_mesh_now_us(nm_mesh_t *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t now = nmi_node_now(m);
+    pthread_mutex_unlock(&m->mu);
+    return now;
+}
+
+bool
+nmi_mesh_is_adjacent(nm_mesh_t *m, uint64_t peer)
+{
+    pthread_mutex_lock(&m->mu);
+    nmi_peer *p = nmi_u64map_get(&m->peers, peer);
+    bool adj = p != NULL && p->up && p->adjacent;
+    pthread_mutex_unlock(&m->mu);
+    return adj;
 }
 
 const char *
@@ -599,7 +748,11 @@ on_port_recv(void *ctx, nmi_port *port, const nmi_addr *from,
     nm_mesh_t *m = ctx;
     pthread_mutex_lock(&m->mu);
     nmi_node_on_datagram(m, from, data, len);
+    bool hooks = m->hev_len > 0;
     pthread_mutex_unlock(&m->mu);
+    if (hooks) {
+        nmi_node_ext_dispatch(m, 0);
+    }
 }
 
 /* The tick runs every 5 ms while streams have packets in flight, gaps or
@@ -625,7 +778,11 @@ on_timer(uv_timer_t *t)
 {
     nm_mesh_t *m = t->data;
     pthread_mutex_lock(&m->mu);
-    nmi_node_tick_locked(m, nmi_node_now(m));
+    uint64_t now = nmi_node_now(m);
+    nmi_node_tick_locked(m, now);
+    pthread_mutex_unlock(&m->mu);
+    nmi_node_ext_dispatch(m, now);
+    pthread_mutex_lock(&m->mu);
     bool fast = m->active || m->want_fast;
     m->want_fast = false;
     m->fast_tick = fast;
@@ -962,7 +1119,9 @@ nmi_mesh_tick(nm_mesh_t *m, uint64_t now_us)
     }
     nmi_node_tick_locked(m, m->sim_now_us);
     nmi_node_flush_locked(m);
+    uint64_t now = m->sim_now_us;
     pthread_mutex_unlock(&m->mu);
+    nmi_node_ext_dispatch(m, now);
 }
 
 const nmi_session *
@@ -1023,6 +1182,7 @@ peer_info(nm_mesh_t *m, const nmi_peer *p, nm_mesh_peer_info *o)
     o->node_id = p->node_id;
     o->state = p->state;
     o->routed = p->routed;
+    o->adjacent = p->adjacent;
     o->session_id = p->sess.session_id;
     nmi_addr_format(&p->addr, o->addr, sizeof(o->addr));
     uint64_t now = nmi_node_now(m);

@@ -39,6 +39,7 @@
 #include "crypto/noise.h"
 #include "crypto/session.h"
 #include "mesh/liveness.h"
+#include "mesh/mesh_ext.h"
 #include "mesh/port.h"
 #include "mesh/routing.h"
 #include "mesh/stream.h"
@@ -71,6 +72,8 @@ typedef struct nmi_strm {
                             the sender lost our last grant) */
     bool reset_notified; /* the application was told */
     bool local;          /* opened by nm_mesh_open_stream */
+    uint16_t ch_hash;    /* channel_hash / origin_hash of the latest */
+    uint64_t origin;     /* packet (the channel publish path) */
     uint8_t regrant;     /* ticks left re-sending the grant after data
                             (a lost last grant must not stall a sender) */
 } nmi_strm;
@@ -189,6 +192,29 @@ struct nm_mesh {
     pthread_t tap_worker;
     bool tap_running, tap_stop, tap_busy;
 
+    /* extension points (mesh_ext.h) */
+    struct {
+        uint16_t sp;
+        nmi_mesh_sp_fn fn;
+        void *ctx;
+    } sp_h[NMI_MESH_EXT_MAX];
+    size_t n_sp;
+    struct {
+        nmi_mesh_event_fn fn;
+        void *ctx;
+    } ev_h[NMI_MESH_EXT_MAX];
+    size_t n_evh;
+    struct {
+        nmi_mesh_tick_fn fn;
+        void *ctx;
+    } tick_h[NMI_MESH_EXT_MAX];
+    size_t n_tickh;
+    nmi_mesh_filter_fn filter;
+    void *filter_ctx;
+    nm_mesh_event hook_ev[NMI_NODE_EVENTS_MAX]; /* for the event hooks */
+    size_t hev_head, hev_len;
+    bool in_dispatch;
+
     nm_mesh_stats stats;
     uint8_t rxbuf[NMI_NODE_BUF];
     uint8_t txbuf[NMI_NODE_BUF];
@@ -260,6 +286,10 @@ void nmi_node_hs_drop(nm_mesh_t *m, nmi_hs_pending *hp);
 /* Give hs a pre-generated ephemeral if one is ready; refill the pool. */
 void nmi_node_take_eph(nm_mesh_t *m, nmi_noise_hs *hs);
 void nmi_node_fill_eph(nm_mesh_t *m);
+
+/* Run the event and tick hooks (call WITHOUT the mutex, on the I/O
+ * thread or the manual driver's thread). tick_now: 0 = no tick happened. */
+void nmi_node_ext_dispatch(nm_mesh_t *m, uint64_t tick_now);
 
 /* ---- manual driver (tests) ---------------------------------------- */
 

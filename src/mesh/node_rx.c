@@ -61,6 +61,11 @@ enqueue(nm_mesh_t *m, nmi_peer *p, nmi_strm *s, uint64_t seq,
     d->pub.seq = seq;
     d->pub.count = i;
     d->pub.msgs = d->msgs;
+    d->pub.channel_hash = s->ch_hash;
+    d->pub.origin_hash = s->origin;
+    if (m->filter != NULL && m->filter(m->filter_ctx, &d->pub)) {
+        return; /* taken by an upper layer (channels) */
+    }
     for (size_t t = 0; t < m->ntaps; t++) {
         if (s->id - m->taps[t].first < m->taps[t].count) {
             if (m->tap_tail != NULL) {
@@ -108,6 +113,8 @@ on_data(nm_mesh_t *m, nmi_peer *p, const nmi_wire_header *h, const uint8_t *pt,
         m->stats.rx_queue_full++;
         return;
     }
+    s->ch_hash = h->channel_hash;
+    s->origin = h->origin_hash;
     int r = nmi_stream_rx_on_packet(&s->rx, h->sequence, pt, len,
                                     h->event_count, nmi_stream_cost(len));
     if (r == NMI_RX_DELIVER || r == NMI_RX_BUFFERED || r == NMI_RX_DUPLICATE) {
@@ -362,6 +369,25 @@ on_packet(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
         on_withdraw(m, p, &h, pt, ptlen);
         break;
     default:
+        for (size_t i = 0; i < m->n_sp; i++) {
+            if (m->sp_h[i].sp == h.subprotocol_id) {
+                if (nmi_wire_frame_validate(pt, ptlen, h.event_count) !=
+                    NM_OK) {
+                    m->stats.rejected_decode++;
+                    break;
+                }
+                nmi_mesh_sp_fn fn = m->sp_h[i].fn;
+                void *ctx = m->sp_h[i].ctx;
+                uint64_t peer = p->node_id;
+                /* unlocked: the handler may call back into the node; the
+                 * plaintext stays in rxbuf, which only this thread uses */
+                pthread_mutex_unlock(&m->mu);
+                fn(ctx, m, peer, h.subprotocol_id, h.stream_id, pt, ptlen,
+                   h.event_count, route ? (int)route->hop_count : -1);
+                pthread_mutex_lock(&m->mu);
+                break;
+            }
+        }
         break; /* unknown subprotocol at the endpoint: dropped (upstream) */
     }
 }

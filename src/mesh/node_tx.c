@@ -544,9 +544,64 @@ wait_us(nm_mesh_t *m, uint64_t us)
 
 #define SEND_PARTIAL_LIMIT_US (30u * 1000000u)
 
+static int send_impl(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
+                     const void *const *data, const size_t *lens, size_t n,
+                     const nmi_mesh_send_opts *opts);
+
 int
 nm_mesh_send(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
              const void *const *data, const size_t *lens, size_t n)
+{
+    return send_impl(m, peer, stream_id, data, lens, n, NULL);
+}
+
+int
+nmi_mesh_send_ex(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
+                 const void *const *data, const size_t *lens, size_t n,
+                 const nmi_mesh_send_opts *opts)
+{
+    return send_impl(m, peer, stream_id, data, lens, n, opts);
+}
+
+int
+nmi_mesh_sp_send(nm_mesh_t *m, uint64_t peer, uint16_t sp, uint64_t stream_id,
+                 const void *const *msgs, const size_t *lens, size_t n)
+{
+    if (m == NULL || (n > 0 && (msgs == NULL || lens == NULL))) {
+        return nmi_err(NM_EINVAL, "mesh: NULL argument");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > NMI_WIRE_FRAME_MAX_EVENT) {
+            return nmi_err(NM_ETOOBIG, "mesh: message %zu is %zu bytes", i,
+                           lens[i]);
+        }
+    }
+    int rc = NM_OK;
+    pthread_mutex_lock(&m->mu);
+    nmi_peer *p = live_peer(m, peer, &rc);
+    size_t i = 0;
+    while (p != NULL && rc == NM_OK && i < n) {
+        uint8_t *pt = m->txbuf + PKT_OFF(p) + NMI_WIRE_HEADER_LEN;
+        nmi_wire_frame_writer w;
+        nmi_wire_frame_init(&w, pt, NMI_WIRE_MAX_PAYLOAD);
+        while (i < n && nmi_wire_frame_add(&w, msgs[i], lens[i]) == NM_OK) {
+            i++;
+        }
+        nmi_wire_header h;
+        nmi_wire_header_init(&h, 0, p->sess.session_id, stream_id,
+                             p->ctrl_seq++);
+        h.subprotocol_id = sp;
+        h.event_count = w.count;
+        rc = nmi_node_seal_send(m, p, &h, pt, w.len);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int
+send_impl(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
+          const void *const *data, const size_t *lens, size_t n,
+          const nmi_mesh_send_opts *opts)
 {
     if (m == NULL || (n > 0 && (data == NULL || lens == NULL))) {
         return nmi_err(NM_EINVAL, "mesh: NULL argument");
@@ -646,6 +701,10 @@ nm_mesh_send(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
         nmi_wire_header_init(&h, s->params.reliable ? NMI_WIRE_F_RELIABLE : 0,
                              p->sess.session_id, stream_id, seq);
         h.event_count = w.count;
+        if (opts != NULL) {
+            h.channel_hash = opts->channel_hash;
+            h.origin_hash = opts->origin_hash;
+        }
         if (batch) {
             size_t total = 0;
             rc = nmi_node_seal_at(m, p, &h, base, w.len, &total,

@@ -20,6 +20,7 @@
 #include "core/core.h"
 #include "mesh/node_impl.h"
 #include "mesh/port.h"
+#include "wire/frame.h"
 
 static nmi_loop_hub *hub;
 static uint64_t now_us = 1000000;
@@ -814,4 +815,114 @@ Test(mesh_node, relay_failure_detected_and_rerouted, .init = setup)
     cr_assert_eq(nm_mesh_route(a.m, c.id, &hop, NULL), NM_OK);
     cr_assert_eq(hop, dd.id);
     fini_nodes(all, 4);
+}
+
+/* ---- extension points (mesh_ext.h) --------------------------------- */
+
+typedef struct ext_rec {
+    int sp_calls, ev_up, ticks, filtered;
+    uint64_t peer;
+    char last[32];
+    int hop;
+} ext_rec;
+
+static void
+ext_sp(void *ctx, nm_mesh_t *m, uint64_t peer, uint16_t sp, uint64_t sid,
+       const uint8_t *payload, size_t len, uint16_t count, int hop)
+{
+    ext_rec *r = ctx;
+    r->sp_calls++;
+    r->peer = peer;
+    r->hop = hop;
+    cr_assert_eq(sp, 0x2200);
+    cr_assert_eq(sid, 0x2200);
+    nmi_wire_frame_iter it;
+    cr_assert_eq(nmi_wire_frame_iter_init(&it, payload, len, count), NM_OK);
+    nmi_wire_buf ev;
+    cr_assert(nmi_wire_frame_next(&it, &ev));
+    snprintf(r->last, sizeof(r->last), "%.*s", (int)ev.len,
+             (const char *)ev.ptr);
+    if (strcmp(r->last, "ping") == 0) {
+        /* the handler runs unlocked: it may answer through the node */
+        const void *p = "pong";
+        size_t l = 4;
+        cr_assert_eq(nmi_mesh_sp_send(m, peer, 0x2200, 0x2200, &p, &l, 1),
+                     NM_OK);
+    }
+}
+
+static void
+ext_ev(void *ctx, nm_mesh_t *m, const nm_mesh_event *ev)
+{
+    (void)m;
+    ext_rec *r = ctx;
+    if (ev->kind == NM_MESH_EV_PEER_UP) {
+        r->ev_up++;
+    }
+}
+
+static void
+ext_tick(void *ctx, nm_mesh_t *m, uint64_t now)
+{
+    (void)m;
+    (void)now;
+    ((ext_rec *)ctx)->ticks++;
+}
+
+static bool
+ext_filter(void *ctx, nm_mesh_delivery *d)
+{
+    ext_rec *r = ctx;
+    if (d->channel_hash == 0xBEEF) {
+        cr_assert_eq(d->origin_hash, 0x1234);
+        r->filtered++;
+        nm_mesh_delivery_free(d);
+        return true;
+    }
+    return false;
+}
+
+Test(mesh_node, extension_points, .init = setup)
+{
+    tnode a, b;
+    tnode *all[] = {&a, &b};
+    mk(&a, 1, NULL);
+    mk(&b, 2, NULL);
+    ext_rec ra = {0}, rb = {0};
+    cr_assert_eq(nmi_mesh_sp_register(a.m, 0x2200, ext_sp, &ra), NM_OK);
+    cr_assert_eq(nmi_mesh_sp_register(b.m, 0x2200, ext_sp, &rb), NM_OK);
+    cr_assert_eq(nmi_mesh_sp_register(b.m, 0x2200, ext_sp, &rb), NM_EEXIST);
+    cr_assert_eq(nmi_mesh_sp_register(b.m, 0x0B00, ext_sp, &rb), NM_EINVAL);
+    cr_assert_eq(nmi_mesh_event_hook(b.m, ext_ev, &rb), NM_OK);
+    cr_assert_eq(nmi_mesh_tick_hook(b.m, ext_tick, &rb), NM_OK);
+    cr_assert_eq(nmi_mesh_set_delivery_filter(b.m, ext_filter, &rb), NM_OK);
+    connect_direct(&a, &b, all, 2);
+    cr_assert_eq(rb.ev_up, 1);
+    cr_assert_gt(rb.ticks, 0);
+    cr_assert(nmi_mesh_is_adjacent(a.m, b.id));
+
+    const void *p = "ping";
+    size_t l = 4;
+    cr_assert_eq(nmi_mesh_sp_send(a.m, b.id, 0x2200, 0x2200, &p, &l, 1),
+                 NM_OK);
+    pump(all, 2, 2);
+    cr_assert_eq(rb.sp_calls, 1);
+    cr_assert_eq(rb.peer, a.id);
+    cr_assert_eq(rb.hop, -1);
+    cr_assert_str_eq(rb.last, "ping");
+    cr_assert_eq(ra.sp_calls, 1, "the answer came back");
+    cr_assert_str_eq(ra.last, "pong");
+
+    /* the channel publish path's header fields reach the filter */
+    nmi_mesh_send_opts o = {.channel_hash = 0xBEEF, .origin_hash = 0x1234};
+    cr_assert_eq(nmi_mesh_send_ex(a.m, b.id, 77, &p, &l, 1, &o), NM_OK);
+    cr_assert_eq(nm_mesh_send(a.m, b.id, 78, &p, &l, 1), NM_OK);
+    pump(all, 2, 2);
+    cr_assert_eq(rb.filtered, 1);
+    nm_mesh_delivery *d = NULL;
+    cr_assert_eq(nm_mesh_recv(b.m, 0, &d), NM_OK, "unfiltered one queued");
+    cr_assert_eq(d->stream_id, 78);
+    cr_assert_eq(d->channel_hash, 0);
+    nm_mesh_delivery_free(d);
+    fini_nodes(all, 2);
 }
