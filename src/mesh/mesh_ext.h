@@ -79,4 +79,18 @@ int nmi_mesh_send_ex(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
 /* Is peer an adjacent (direct-neighbour) session? */
 bool nmi_mesh_is_adjacent(nm_mesh_t *m, uint64_t peer);
 
+/* The node's ed25519 identity (owned by the node; valid until close). */
+const nm_identity *nmi_mesh_identity(nm_mesh_t *m);
+
+/* A capability announcement from adjacent peer `via` that travelled
+ * `hops` hops says `dest` exists: learn the route (metric hops + 2, as
+ * pingwaves). Ignored for dest == self or a non-adjacent via. */
+void nmi_mesh_learn_route(nm_mesh_t *m, uint64_t dest, uint64_t via,
+                          uint8_t hops);
+
+/* Split horizon: may something originated by `origin` be forwarded to
+ * adjacent peer `peer`? (false when peer is the best next hop toward
+ * origin). */
+bool nmi_mesh_split_horizon_ok(nm_mesh_t *m, uint64_t origin, uint64_t peer);
+
 #endif

@@ -399,6 +399,33 @@ nmi_mesh_now_us(nm_mesh_t *m)
     return now;
 }
 
+const nm_identity *
+nmi_mesh_identity(nm_mesh_t *m)
+{
+    return m->ident;
+}
+
+void
+nmi_mesh_learn_route(nm_mesh_t *m, uint64_t dest, uint64_t via, uint8_t hops)
+{
+    pthread_mutex_lock(&m->mu);
+    if (dest != m->node_id && dest != via) {
+        (void)nmi_route_learn(m->routes, dest, via,
+                              nmi_route_metric_from_hops(hops),
+                              nmi_node_now(m));
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+bool
+nmi_mesh_split_horizon_ok(nm_mesh_t *m, uint64_t origin, uint64_t peer)
+{
+    pthread_mutex_lock(&m->mu);
+    bool ok = nmi_route_split_horizon_ok(m->routes, origin, peer);
+    pthread_mutex_unlock(&m->mu);
+    return ok;
+}
+
 bool
 nmi_mesh_is_adjacent(nm_mesh_t *m, uint64_t peer)
 {
