@@ -130,8 +130,8 @@ nmi_node_peer_new(nm_mesh_t *m, uint64_t node_id)
     return p;
 }
 
-static void
-strm_free(nmi_strm *s)
+void
+nmi_node_strm_free(nmi_strm *s)
 {
     nmi_stream_tx_fini(&s->tx);
     nmi_stream_rx_fini(&s->rx);
@@ -143,7 +143,7 @@ peer_drop_streams(nmi_peer *p)
 {
     for (size_t i = 0; i < p->streams.cap; i++) {
         if (p->streams.vals[i] != NULL) {
-            strm_free(p->streams.vals[i]);
+            nmi_node_strm_free(p->streams.vals[i]);
         }
     }
     nmi_u64map_fini(&p->streams);
@@ -233,7 +233,7 @@ nmi_node_stream(nm_mesh_t *m, nmi_peer *p, uint64_t id,
         return NULL;
     }
     if (nmi_u64map_put(&p->streams, id, s) != NM_OK) {
-        strm_free(s);
+        nmi_node_strm_free(s);
         return NULL;
     }
     return s;
@@ -288,7 +288,7 @@ nmi_node_ext_dispatch(nm_mesh_t *m, uint64_t tick_now)
         m->hev_len--;
         size_t n = m->n_evh;
         for (size_t i = 0; i < n; i++) {
-            nmi_mesh_event_fn fn = m->ev_h[i].fn;
+            nmi_mesh_event_fn fn = m->ev_h[i].fn.ev;
             void *ctx = m->ev_h[i].ctx;
             pthread_mutex_unlock(&m->mu);
             fn(ctx, m, &ev);
@@ -296,7 +296,7 @@ nmi_node_ext_dispatch(nm_mesh_t *m, uint64_t tick_now)
         }
     }
     for (size_t i = 0; tick_now != 0 && i < m->n_tickh && !m->closing; i++) {
-        nmi_mesh_tick_fn fn = m->tick_h[i].fn;
+        nmi_mesh_tick_fn fn = m->tick_h[i].fn.tick;
         void *ctx = m->tick_h[i].ctx;
         pthread_mutex_unlock(&m->mu);
         fn(ctx, m, tick_now);
@@ -306,23 +306,28 @@ nmi_node_ext_dispatch(nm_mesh_t *m, uint64_t tick_now)
     pthread_mutex_unlock(&m->mu);
 }
 
+static int
+hook_add(nm_mesh_t *m, nmi_hook *arr, size_t *n, nmi_hook h)
+{
+    pthread_mutex_lock(&m->mu);
+    int rc = NM_OK;
+    if (*n == NMI_MESH_EXT_MAX) {
+        rc = nmi_err(NM_ERANGE, "mesh: more than %d hooks", NMI_MESH_EXT_MAX);
+    } else {
+        arr[(*n)++] = h;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
 int
 nmi_mesh_event_hook(nm_mesh_t *m, nmi_mesh_event_fn fn, void *ctx)
 {
     if (m == NULL || fn == NULL) {
         return nmi_err(NM_EINVAL, "mesh: NULL hook");
     }
-    pthread_mutex_lock(&m->mu);
-    int rc = NM_OK;
-    if (m->n_evh == NMI_MESH_EXT_MAX) {
-        rc = nmi_err(NM_ERANGE, "mesh: too many event hooks");
-    } else {
-        m->ev_h[m->n_evh].fn = fn;
-        m->ev_h[m->n_evh].ctx = ctx;
-        m->n_evh++;
-    }
-    pthread_mutex_unlock(&m->mu);
-    return rc;
+    return hook_add(m, m->ev_h, &m->n_evh,
+                    (nmi_hook){.fn.ev = fn, .ctx = ctx});
 }
 
 int
@@ -331,17 +336,8 @@ nmi_mesh_tick_hook(nm_mesh_t *m, nmi_mesh_tick_fn fn, void *ctx)
     if (m == NULL || fn == NULL) {
         return nmi_err(NM_EINVAL, "mesh: NULL hook");
     }
-    pthread_mutex_lock(&m->mu);
-    int rc = NM_OK;
-    if (m->n_tickh == NMI_MESH_EXT_MAX) {
-        rc = nmi_err(NM_ERANGE, "mesh: too many tick hooks");
-    } else {
-        m->tick_h[m->n_tickh].fn = fn;
-        m->tick_h[m->n_tickh].ctx = ctx;
-        m->n_tickh++;
-    }
-    pthread_mutex_unlock(&m->mu);
-    return rc;
+    return hook_add(m, m->tick_h, &m->n_tickh,
+                    (nmi_hook){.fn.tick = fn, .ctx = ctx});
 }
 
 int

@@ -438,12 +438,11 @@ connect_common(nm_mesh_t *m, const nmi_addr *addr, bool routed, uint64_t relay,
     return rc;
 }
 
-int
-nm_mesh_connect(nm_mesh_t *m, const char *addr,
-                const uint8_t peer_static_pub[NM_MESH_KEY_BYTES],
-                uint64_t peer_node_id, int timeout_ms)
+static int
+connect_addr(nm_mesh_t *m, const char *addr, bool routed, const uint8_t *pub,
+             uint64_t peer_node_id, int timeout_ms)
 {
-    if (m == NULL || addr == NULL || peer_static_pub == NULL) {
+    if (m == NULL || addr == NULL || pub == NULL) {
         return nmi_err(NM_EINVAL, "mesh: NULL argument");
     }
     nmi_addr a;
@@ -451,8 +450,17 @@ nm_mesh_connect(nm_mesh_t *m, const char *addr,
     if (rc != NM_OK) {
         return rc;
     }
-    return connect_common(m, &a, false, UINT64_MAX, peer_static_pub,
-                          peer_node_id, timeout_ms);
+    return connect_common(m, &a, routed, UINT64_MAX, pub, peer_node_id,
+                          timeout_ms);
+}
+
+int
+nm_mesh_connect(nm_mesh_t *m, const char *addr,
+                const uint8_t peer_static_pub[NM_MESH_KEY_BYTES],
+                uint64_t peer_node_id, int timeout_ms)
+{
+    return connect_addr(m, addr, false, peer_static_pub, peer_node_id,
+                        timeout_ms);
 }
 
 int
@@ -460,16 +468,8 @@ nm_mesh_connect_routed(nm_mesh_t *m, const char *addr,
                        const uint8_t peer_static_pub[32],
                        uint64_t peer_node_id, int timeout_ms)
 {
-    if (m == NULL || addr == NULL || peer_static_pub == NULL) {
-        return nmi_err(NM_EINVAL, "mesh: NULL argument");
-    }
-    nmi_addr a;
-    int rc = nmi_addr_parse(&a, addr);
-    if (rc != NM_OK) {
-        return rc;
-    }
-    return connect_common(m, &a, true, UINT64_MAX, peer_static_pub,
-                          peer_node_id, timeout_ms);
+    return connect_addr(m, addr, true, peer_static_pub, peer_node_id,
+                        timeout_ms);
 }
 
 int

@@ -124,6 +124,15 @@ typedef struct nmi_delivery {
     nm_mesh_msg msgs[];
 } nmi_delivery;
 
+/* An event or tick hook (mesh_ext.h). */
+typedef struct nmi_hook {
+    union {
+        nmi_mesh_event_fn ev;
+        nmi_mesh_tick_fn tick;
+    } fn;
+    void *ctx;
+} nmi_hook;
+
 struct nm_mesh {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* handshakes, credit, queues, close */
@@ -199,15 +208,9 @@ struct nm_mesh {
         void *ctx;
     } sp_h[NMI_MESH_EXT_MAX];
     size_t n_sp;
-    struct {
-        nmi_mesh_event_fn fn;
-        void *ctx;
-    } ev_h[NMI_MESH_EXT_MAX];
+    nmi_hook ev_h[NMI_MESH_EXT_MAX];
     size_t n_evh;
-    struct {
-        nmi_mesh_tick_fn fn;
-        void *ctx;
-    } tick_h[NMI_MESH_EXT_MAX];
+    nmi_hook tick_h[NMI_MESH_EXT_MAX];
     size_t n_tickh;
     nmi_mesh_filter_fn filter;
     void *filter_ctx;
@@ -243,6 +246,7 @@ void nmi_node_peer_session_up(nm_mesh_t *m, nmi_peer *p,
                               const nmi_noise_hs *hs, bool routed,
                               bool adjacent, const nmi_addr *addr);
 void nmi_node_peer_free(nmi_peer *p);
+void nmi_node_strm_free(nmi_strm *s);
 nmi_strm *nmi_node_stream(nm_mesh_t *m, nmi_peer *p, uint64_t id,
                           const nmi_stream_params *params, bool create);
 void nmi_node_event(nm_mesh_t *m, nm_mesh_event_kind kind, uint64_t peer,

@@ -442,9 +442,7 @@ nm_mesh_open_stream(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
             } else {
                 /* reconfigure: fresh state, same id */
                 nmi_u64map_del(&p->streams, stream_id);
-                nmi_stream_tx_fini(&s->tx);
-                nmi_stream_rx_fini(&s->rx);
-                free(s);
+                nmi_node_strm_free(s);
                 s = NULL;
             }
         }
@@ -475,9 +473,7 @@ nm_mesh_close_stream(nm_mesh_t *m, uint64_t peer, uint64_t stream_id)
         rc = nmi_err(NM_ENOTFOUND, "mesh: no stream %llu with %016llx",
                      (unsigned long long)stream_id, (unsigned long long)peer);
     } else {
-        nmi_stream_tx_fini(&s->tx);
-        nmi_stream_rx_fini(&s->rx);
-        free(s);
+        nmi_node_strm_free(s);
     }
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
