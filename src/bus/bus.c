@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "bus/bus_impl.h"
+#include "adapters/memory/memlog.h"
 
 #include <netmesh/dedup.h>
 
@@ -19,6 +20,14 @@
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+
+/* Slots the dispatcher's scan fetches ahead of the one it reads. */
+#define NMI_SCAN_AHEAD 16
+/* A producer that claims slot p fetches slot p + NMI_CLAIM_AHEAD of the
+ * same shard for writing: by the time it (or another producer) claims
+ * that slot, the line is here instead of in DRAM, where a ring cycle
+ * leaves it. */
+#define NMI_CLAIM_AHEAD 4
 
 /* ------------------------------------------------------------ config */
 
@@ -125,7 +134,7 @@ free_ring(nmi_shard *sh)
             free(s->u.heap);
         }
     }
-    munmap(sh->slots, sizeof(nmi_slot) * (sh->mask + 1));
+    nmi_bigunmap(sh->slots, sizeof(nmi_slot) * (sh->mask + 1));
     sh->slots = NULL;
 }
 
@@ -232,13 +241,11 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
         sh->mask = cfg->ring_capacity - 1;
         atomic_init(&sh->inflight, UINT64_MAX);
         /* Fresh anonymous pages are zero, and zero is an empty ring (see
-         * slot_seq), so there is no initialisation pass; MAP_POPULATE
-         * faults them in now rather than on the emit path, and mmap is
-         * page-aligned so no slot straddles an extra cache line. */
-        void *mem = mmap(NULL, sizeof(nmi_slot) * cfg->ring_capacity,
-                         PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        sh->slots = mem == MAP_FAILED ? NULL : mem;
+         * slot_seq), so there is no initialisation pass; nmi_bigmap faults
+         * them in now rather than on the emit path (on huge pages where it
+         * can: the ring is walked end to end in a cycle), and the mapping
+         * is page-aligned so no slot straddles an extra cache line. */
+        sh->slots = nmi_bigmap(sizeof(nmi_slot) * cfg->ring_capacity);
         if (!sh->slots) {
             bus_free(bus);
             return nmi_err(NM_ENOMEM, "ring of %u slots", cfg->ring_capacity);
@@ -252,6 +259,7 @@ nm_bus_open(const nm_bus_config *cfg, nm_bus **out)
         bus_free(bus);
         return rc;
     }
+    bus->memlog = nmi_memlog_of(bus->ad, bus->ad_state);
     if (bus->ad->size >=
             offsetof(nm_adapter_ops, max_batch) + sizeof(bus->ad->max_batch) &&
         bus->ad->max_batch) {
@@ -396,33 +404,54 @@ nm_batch_release(const nm_batch *b)
     }
 }
 
+/* Fetch both lines of a slot with intent to write. */
+static inline void
+prefetch_slot_w(const nmi_slot *s)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    /* PREFETCHW (a no-op on CPUs without it) rather than the prefetcht0
+     * __builtin_prefetch emits without -mprfchw. */
+    __asm__ volatile("prefetchw %0\n\tprefetchw %1"
+                     :
+                     : "m"(*(const char *)s), "m"(((const char *)s)[64]));
+#else
+    __builtin_prefetch(s, 1, 3);
+    __builtin_prefetch((const char *)s + 64, 1, 3);
+#endif
+}
+
 static inline const uint8_t *
 slot_data(const nmi_slot *s)
 {
     return (s->flags & NMI_SLOT_HEAP) ? s->u.heap : s->u.inl;
 }
 
-/* Claim up to `max` published slots at the head of `sh` and hand them to
- * the adapter and the subscriptions as one batch. Returns the number of
- * events dispatched (0 when nothing was ready). Only one thread at a time
- * (the dispatcher, or a manual-mode caller holding manual_mu). */
-static size_t
-dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
+/* Scan up to `max` published slots from the head of `sh` and claim them
+ * with one CAS on head. Returns how many (0: none published), their first
+ * position in *hp and their size in *bytes. The claimed run is marked in
+ * flight (flush waits for it) until the caller hands it over. */
+static uint64_t
+claim_run(nmi_shard *sh, uint64_t max, uint64_t *hp, size_t *bytes)
 {
     uint64_t h, k;
-    size_t bytes;
+    size_t n;
     for (;;) {
         h = atomic_load_explicit(&sh->head, memory_order_acquire);
         k = 0;
-        bytes = 0;
-        /* One scan finds the run of published slots and sizes the batch
-         * (len shares the cache line with seq). */
+        n = 0;
+        /* One scan finds the run of published slots and sizes it (len
+         * shares the cache line with seq). The slots come from the
+         * producers' caches: fetch both lines of the ones ahead. */
         while (k < max) {
+            const char *ahead =
+                (const char *)&sh->slots[(h + k + NMI_SCAN_AHEAD) & sh->mask];
+            __builtin_prefetch(ahead, 0, 3);
+            __builtin_prefetch(ahead + 64, 0, 3);
             nmi_slot *s = &sh->slots[(h + k) & sh->mask];
             if (slot_seq(sh, s, h + k, memory_order_acquire) != h + k + 1) {
                 break;
             }
-            bytes += s->len + 1;
+            n += s->len + 1;
             k++;
         }
         if (k == 0) {
@@ -435,7 +464,47 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
         /* An evicting producer moved head: retry from the new head. */
         atomic_store(&sh->inflight, UINT64_MAX);
     }
+    *hp = h;
+    *bytes = n;
+    return k;
+}
 
+/* The memory adapter's path, taken while the bus has no live subscription
+ * to share a batch with: append the claimed slots [h, h + k) to its log
+ * straight from the ring (one copy, no batch buffer) and release them. */
+static size_t
+dispatch_memlog(nm_bus *bus, nmi_shard *sh, uint64_t h, uint64_t k)
+{
+    nmi_memlog_w w;
+    nmi_memlog_begin(bus->memlog, sh->id, &w);
+    for (uint64_t i = 0; i < k; i++) {
+        nmi_slot *s = &sh->slots[(h + i) & sh->mask];
+        nmi_memlog_put(&w, h + i, s->ts, slot_data(s), s->len);
+        if (s->flags & NMI_SLOT_HEAP) {
+            free(s->u.heap);
+        }
+        slot_set(sh, s, h + i, h + i + sh->mask + 1, memory_order_release);
+    }
+    uint64_t lost = nmi_memlog_end(&w);
+    if (lost) {
+        atomic_fetch_add(&bus->adapter_errors, 1);
+        atomic_fetch_add(&sh->dropped, lost);
+    }
+    if (lost < k) {
+        atomic_fetch_add_explicit(&sh->dispatched, k - lost,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed);
+    }
+    atomic_store(&sh->inflight, UINT64_MAX);
+    return k;
+}
+
+/* Copy the claimed slots [h, h + k) into a batch, release them, and hand
+ * the batch to the adapter and the live subscriptions. */
+static size_t
+dispatch_claimed(nm_bus *bus, nmi_shard *sh, uint64_t h, uint64_t k,
+                 size_t bytes)
+{
     nmi_batch *b = pool_get(bus->pool, sizeof(nmi_batch) +
                                            k * sizeof(nm_batch_event) + bytes);
     uint8_t *arena = b ? (uint8_t *)&b->ev[k] : NULL;
@@ -493,6 +562,28 @@ dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
     nm_batch_release(&b->pub);
     atomic_store(&sh->inflight, UINT64_MAX);
     return k;
+}
+
+/* Claim up to `max` published slots at the head of `sh` and hand them to
+ * the adapter and the subscriptions as one batch. Returns the number of
+ * events dispatched (0 when nothing was ready). Only one thread at a time
+ * (the dispatcher, or a manual-mode caller holding manual_mu). */
+static size_t
+dispatch_shard(nm_bus *bus, nmi_shard *sh, size_t max)
+{
+    uint64_t h;
+    size_t bytes;
+    uint64_t k = claim_run(sh, max, &h, &bytes);
+    if (k == 0) {
+        return 0;
+    }
+    /* A subscription created after this check is owed none of these
+     * events: they were claimed before it (nmi_subs_live takes the lock
+     * that creation holds while it reads the claim positions). */
+    if (bus->memlog && !nmi_subs_live(bus)) {
+        return dispatch_memlog(bus, sh, h, k);
+    }
+    return dispatch_claimed(bus, sh, h, k, bytes);
 }
 
 static inline uint64_t
@@ -871,6 +962,7 @@ emit_one(nm_bus *bus, const void *data, size_t len, nm_receipt *receipt)
     }
 
     /* Slot `pos` is ours: timestamp, fill, publish. */
+    prefetch_slot_w(&sh->slots[(pos + NMI_CLAIM_AHEAD) & sh->mask]);
     uint64_t now = nmi_fastclock_now(&bus->clock);
     uint64_t prev = atomic_load_explicit(&sh->last_ts, memory_order_relaxed);
     uint64_t ts;

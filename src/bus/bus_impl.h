@@ -5,8 +5,10 @@
  * queue): producers claim a position with one CAS on `tail`, write the
  * slot, then publish it by storing seq = pos + 1. The dispatcher claims a
  * run of published slots with one CAS on `head`, copies them into a
- * refcounted batch and releases the slots (seq = pos + capacity). DropOldest
- * and Sample producers evict the oldest slot with the same CAS on `head`.
+ * refcounted batch (or, for the memory adapter while no live subscription
+ * needs a batch, straight into the adapter's log) and releases the slots
+ * (seq = pos + capacity). DropOldest and Sample producers evict the oldest
+ * slot with the same CAS on `head`.
  *
  * Shutdown sets NMI_TAIL_CLOSED in every shard's `tail`: a producer's claim
  * CAS then fails, so no event can slip in after the final drain.
@@ -127,6 +129,9 @@ struct nm_bus {
 
     const nm_adapter_ops *ad;
     void *ad_state;
+    /* ad_state when the adapter is the memory adapter (else NULL): the
+     * dispatcher then appends to its log straight from the ring. */
+    void *memlog;
     _Atomic uint64_t adapter_errors;
 
     /* Dispatcher. */
@@ -149,6 +154,11 @@ struct nm_bus {
     nmi_pool *pool;
 };
 
+/* bigmem.c: a zeroed, pre-faulted mapping of `size` bytes (2 MiB aligned
+ * and advised for huge pages from 2 MiB up), or NULL; and its unmap. */
+void *nmi_bigmap(size_t size);
+void nmi_bigunmap(void *p, size_t size);
+
 /* Internal entry points shared by bus.c, sub.c and poll.c. */
 void nmi_bus_ref(nm_bus *bus);
 void nmi_bus_unref(nm_bus *bus);
@@ -159,6 +169,8 @@ void nmi_subs_deliver(nm_bus *bus, const nmi_batch *b);
 /* ... or, for a batch the adapter stored only partly, count it missed. */
 void nmi_subs_missed(nm_bus *bus, const nmi_batch *b);
 void nmi_subs_end_all(nm_bus *bus);
+/* True while the bus has a live (non-polling) subscription. */
+bool nmi_subs_live(nm_bus *bus);
 
 /* filter.c */
 nm_filter *nmi_filter_clone(const nm_filter *f);

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "bus/bus_impl.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,80 @@ nm_poll_sink_offer(nm_poll_sink *s, const nm_batch_event *e, const char *id)
     s->alen += (size_t)e->len + 1;
     s->quota--;
     return NM_OK;
+}
+
+/* The sink's growing buffers are kept per thread between polls: a poll
+ * then makes one allocation (the response) instead of three, and a thread
+ * paging through a log does not grow and trim the heap, faulting pages in,
+ * on every call. Buffers past NMI_SCRATCH_KEEP are not kept. */
+#define NMI_SCRATCH_KEEP (1u << 20)
+
+typedef struct poll_scratch {
+    nm_event *ev;
+    size_t cap;
+    uint8_t *arena;
+    size_t acap;
+} poll_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_ok;
+
+static void
+scratch_free(void *p)
+{
+    poll_scratch *sc = p;
+    free(sc->ev);
+    free(sc->arena);
+    free(sc);
+}
+
+static void
+scratch_init(void)
+{
+    scratch_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* Lend this thread's buffers to `sink`. */
+static void
+scratch_take(nm_poll_sink *sink)
+{
+    pthread_once(&scratch_once, scratch_init);
+    poll_scratch *sc = scratch_ok ? pthread_getspecific(scratch_key) : NULL;
+    if (sc) {
+        sink->ev = sc->ev;
+        sink->cap = sc->cap;
+        sink->arena = sc->arena;
+        sink->acap = sc->acap;
+        memset(sc, 0, sizeof(*sc));
+    }
+}
+
+/* Take them back (or free them if they grew too big to keep). */
+static void
+scratch_give(nm_poll_sink *sink)
+{
+    poll_scratch *sc = scratch_ok ? pthread_getspecific(scratch_key) : NULL;
+    if (scratch_ok && !sc &&
+        sink->cap * sizeof(nm_event) + sink->acap <= NMI_SCRATCH_KEEP) {
+        sc = calloc(1, sizeof(*sc));
+        if (sc && pthread_setspecific(scratch_key, sc) != 0) {
+            free(sc);
+            sc = NULL;
+        }
+    }
+    if (sc && !sc->ev && !sc->arena &&
+        sink->cap * sizeof(nm_event) + sink->acap <= NMI_SCRATCH_KEEP) {
+        sc->ev = sink->ev;
+        sc->cap = sink->cap;
+        sc->arena = sink->arena;
+        sc->acap = sink->acap;
+    } else {
+        free(sink->ev);
+        free(sink->arena);
+    }
+    sink->ev = NULL;
+    sink->arena = NULL;
 }
 
 /* ------------------------------------------------------------ cursor */
@@ -290,6 +365,7 @@ nm_bus_poll(nm_bus *bus, const nm_poll_request *req, nm_poll_response *resp)
     bool *more = calloc(ns, sizeof(bool));
     bool *seen = calloc(ns, sizeof(bool));
     nm_poll_sink sink = {.filter = req->filter};
+    scratch_take(&sink);
     int rc = NM_OK;
     if (!ids || !order || !more || !seen) {
         rc = nmi_err(NM_ENOMEM, "poll");
@@ -371,8 +447,7 @@ nm_bus_poll(nm_bus *bus, const nm_poll_request *req, nm_poll_response *resp)
         resp->has_more |= more[order[i]];
     }
 out:
-    free(sink.ev);
-    free(sink.arena);
+    scratch_give(&sink);
     free(ids);
     free(order);
     free(more);

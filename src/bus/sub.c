@@ -221,6 +221,18 @@ nmi_subs_deliver(nm_bus *bus, const nmi_batch *b)
     pthread_mutex_unlock(&bus->subs_mu);
 }
 
+bool
+nmi_subs_live(nm_bus *bus)
+{
+    bool live = false;
+    pthread_mutex_lock(&bus->subs_mu);
+    for (size_t i = 0; i < bus->subs.n && !live; i++) {
+        live = !bus->subs.v[i]->polling;
+    }
+    pthread_mutex_unlock(&bus->subs_mu);
+    return live;
+}
+
 /* Stop a polling subscription's thread (once, whoever asks first). */
 static void
 stop_poller(nm_sub *s)
