@@ -45,7 +45,9 @@ int nmb_group_redis(const nmb_opts *o);
 int nmb_group_jetstream(const nmb_opts *o);
 int nmb_group_redex(const nmb_opts *o);
 int nmb_group_caps(const nmb_opts *o);
+int nmb_group_cortex(const nmb_opts *o);
 int nmb_group_mesh_base(const nmb_opts *o); /* the mesh anchors alone */
 int nmb_group_mesh(const nmb_opts *o);      /* the mesh node */
+int nmb_group_channels(const nmb_opts *o);  /* channels over the mesh */
 
 #endif

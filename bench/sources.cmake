@@ -7,6 +7,8 @@ list(APPEND NM_CLI_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/bench_jetstream.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_redex.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_caps.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_cortex.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_mesh_base.c
   ${CMAKE_CURRENT_LIST_DIR}/bench_mesh.c
+  ${CMAKE_CURRENT_LIST_DIR}/bench_channels.c
 )

@@ -23,6 +23,9 @@
 #include <netmesh/subnet.h>
 #include <netmesh/mesh.h>
 #include <netmesh/mesh_bus.h>
+#include <netmesh/channel.h>
 #include <netmesh/redex.h>
+#include <netmesh/cortex.h>
+#include <netmesh/discovery.h>
 
 #endif

@@ -198,14 +198,27 @@ typedef struct nm_stream_config {
 
 NM_API void nm_stream_config_init(nm_stream_config *cfg);
 
-/* Open (or reconfigure, while nothing is in flight) a stream to a peer
- * with a session. Streams the peer opens are created implicitly on their
- * first packet. Errors: NM_EINVAL, NM_ENOTCONN (no session), NM_EBUSY
- * (reconfigure with packets in flight). */
+/* Open a stream to a peer with a session (again with the same config:
+ * NM_OK). Streams the peer opens are created implicitly on their first
+ * packet (see nm_mesh_set_stream_defaults). A stream that already carried
+ * packets cannot change its config: NM_EBUSY (close it first; both ends
+ * then restart it). Errors: NM_EINVAL, NM_ENOTCONN (no session), NM_EBUSY,
+ * NM_ERANGE (4096 streams with this peer). */
 NM_API int nm_mesh_open_stream(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
                                const nm_stream_config *cfg);
 
-/* Close a stream: drops its state; stats become NM_ENOTFOUND. */
+/* Settings for streams in first..first+count-1 that are created
+ * implicitly: by the peer's first packet (the receive side: in_order and
+ * the window apply there) or by a send on an unopened id. At most 8
+ * ranges; cfg NULL removes the range starting at first. The bus bridge
+ * uses it so its streams deliver in order. NM_EINVAL, NM_ERANGE,
+ * NM_ENOTFOUND. */
+NM_API int nm_mesh_set_stream_defaults(nm_mesh_t *m, uint64_t first,
+                                       uint64_t count,
+                                       const nm_stream_config *cfg);
+
+/* Close a stream: drops its state and sends the peer a StreamReset so
+ * both ends restart the id at sequence 0; stats become NM_ENOTFOUND. */
 NM_API int nm_mesh_close_stream(nm_mesh_t *m, uint64_t peer,
                                 uint64_t stream_id);
 
@@ -337,6 +350,7 @@ typedef struct nm_mesh_stats {
     uint64_t heartbeats_tx, heartbeats_rx, pingwaves_rx;
     uint64_t events_dropped; /* node events lost to a full event queue */
     uint64_t send_errors;    /* socket send failures */
+    uint64_t peers_evicted;  /* failed / silent peers forgotten */
 } nm_mesh_stats;
 
 NM_API void nm_mesh_stats_get(nm_mesh_t *m, nm_mesh_stats *out);

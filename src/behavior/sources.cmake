@@ -12,4 +12,7 @@ list(APPEND NM_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/filter.c
   ${CMAKE_CURRENT_LIST_DIR}/index.c
   ${CMAKE_CURRENT_LIST_DIR}/subnet.c
+  ${CMAKE_CURRENT_LIST_DIR}/channel.c ${CMAKE_CURRENT_LIST_DIR}/channel_guard.c ${CMAKE_CURRENT_LIST_DIR}/channel_rx.c
+  ${CMAKE_CURRENT_LIST_DIR}/announce.c
+  ${CMAKE_CURRENT_LIST_DIR}/announce_disc.c
 )

@@ -93,4 +93,11 @@ void nmi_mesh_learn_route(nm_mesh_t *m, uint64_t dest, uint64_t via,
  * origin). */
 bool nmi_mesh_split_horizon_ok(nm_mesh_t *m, uint64_t origin, uint64_t peer);
 
+/* Remove every subprotocol handler, event hook and tick hook registered
+ * with this ctx, then wait until no hook call is running unlocked (not
+ * when called on the I/O thread itself, or on the manual driver), so the
+ * caller may free ctx. Not to be called from a hook of the same node on
+ * another thread. */
+void nmi_mesh_ext_detach(nm_mesh_t *m, void *ctx);
+
 #endif

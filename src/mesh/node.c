@@ -113,8 +113,22 @@ nmi_node_peer_new(nm_mesh_t *m, uint64_t node_id)
         return p;
     }
     if (m->peers.len >= m->cfg.max_peers) {
-        nmi_err(NM_ERANGE, "mesh: max_peers (%u) reached", m->cfg.max_peers);
-        return NULL;
+        /* make room: the longest-silent peer that failed or never came up
+         * (a live one is never evicted) */
+        nmi_peer *victim = NULL;
+        for (size_t i = 0; i < m->peers.cap; i++) {
+            nmi_peer *q = m->peers.vals[i];
+            if (q != NULL && (!q->up || q->state == NM_PEER_FAILED) &&
+                (victim == NULL || q->last_heard_us < victim->last_heard_us)) {
+                victim = q;
+            }
+        }
+        if (victim == NULL) {
+            nmi_err(NM_ERANGE, "mesh: max_peers (%u) live peers",
+                    m->cfg.max_peers);
+            return NULL;
+        }
+        nmi_node_peer_evict(m, victim);
     }
     p = calloc(1, sizeof(*p));
     if (p == NULL) {
@@ -152,10 +166,44 @@ peer_drop_streams(nmi_peer *p)
 }
 
 void
+nmi_node_peer_evict(nm_mesh_t *m, nmi_peer *p)
+{
+    nmi_u64map_del(&m->peers, p->node_id);
+    if (p->up && nmi_u64map_get(&m->sessions, p->sess.session_id) == p) {
+        nmi_u64map_del(&m->sessions, p->sess.session_id);
+    }
+    nmi_node_drop_next(m, p);
+    if (p->adjacent) {
+        nmi_route_remove_via(m->routes, p->node_id, NULL, NULL);
+    }
+    m->stats.peers_evicted++;
+    nmi_node_peer_free(p);
+}
+
+void
+nmi_node_drop_next(nm_mesh_t *m, nmi_peer *p)
+{
+    if (p->next == NULL) {
+        return;
+    }
+    if (nmi_u64map_get(&m->sessions, p->next->sess.session_id) == p &&
+        p->next->sess.session_id != p->sess.session_id) {
+        nmi_u64map_del(&m->sessions, p->next->sess.session_id);
+    }
+    nmi_session_wipe(&p->next->sess);
+    free(p->next);
+    p->next = NULL;
+}
+
+void
 nmi_node_peer_free(nmi_peer *p)
 {
     if (p == NULL) {
         return;
+    }
+    if (p->next != NULL) {
+        nmi_session_wipe(&p->next->sess);
+        free(p->next);
     }
     peer_drop_streams(p);
     nmi_session_wipe(&p->sess);
@@ -167,17 +215,58 @@ void
 nmi_node_peer_session_up(nm_mesh_t *m, nmi_peer *p, const nmi_noise_hs *hs,
                          bool routed, bool adjacent, const nmi_addr *addr)
 {
-    uint64_t now = nmi_node_now(m);
-    if (p->up) {
-        /* a new handshake replaces the session (no rekey upstream): the
-         * streams restart with it */
-        nmi_u64map_del(&m->sessions, p->sess.session_id);
-        nmi_session_wipe(&p->sess);
-        peer_drop_streams(p);
-    }
-    if (nmi_session_from_handshake(&p->sess, hs) != NM_OK) {
+    nmi_session s;
+    if (nmi_session_from_handshake(&s, hs) != NM_OK) {
         return;
     }
+    nmi_node_peer_install(m, p, &s, routed, adjacent, addr);
+    nmi_session_wipe(&s);
+}
+
+/* A replaced session restarts the streams (both ends start at seq 0):
+ * the ones the application opened are re-created with their settings,
+ * and every stream that existed gets a stream_reset event. */
+static void
+restart_streams(nm_mesh_t *m, nmi_peer *p)
+{
+    enum { KEEP = 64 };
+    uint64_t ids[KEEP];
+    nmi_stream_params params[KEEP];
+    size_t k = 0;
+    for (size_t i = 0; i < p->streams.cap; i++) {
+        nmi_strm *s = p->streams.vals[i];
+        if (s == NULL) {
+            continue;
+        }
+        if (s->local && k < KEEP) {
+            ids[k] = s->id;
+            params[k] = s->params;
+            k++;
+        }
+        nmi_node_event(m, NM_MESH_EV_STREAM_RESET, p->node_id, s->id);
+    }
+    peer_drop_streams(p);
+    for (size_t i = 0; i < k; i++) {
+        nmi_strm *s = nmi_node_stream(m, p, ids[i], &params[i], true);
+        if (s != NULL) {
+            s->local = true;
+        }
+    }
+}
+
+void
+nmi_node_peer_install(nm_mesh_t *m, nmi_peer *p, const nmi_session *sess,
+                      bool routed, bool adjacent, const nmi_addr *addr)
+{
+    uint64_t now = nmi_node_now(m);
+    if (p->up) {
+        /* a new handshake replaces the session (no rekey upstream) */
+        nmi_u64map_del(&m->sessions, p->sess.session_id);
+        nmi_session_wipe(&p->sess);
+        restart_streams(m, p);
+    }
+    nmi_node_drop_next(m, p);
+    p->sess = *sess;
     p->routed = routed;
     p->adjacent = adjacent;
     p->frame_routed = routed || !adjacent;
@@ -201,6 +290,85 @@ nmi_node_peer_session_up(nm_mesh_t *m, nmi_peer *p, const nmi_noise_hs *hs,
         nmi_node_event(m, NM_MESH_EV_PEER_UP, p->node_id, 0);
     }
     pthread_cond_broadcast(&m->cv);
+}
+
+void
+nmi_node_stream_defaults(nm_mesh_t *m, uint64_t id, nmi_stream_params *out)
+{
+    for (size_t i = 0; i < m->n_sdef; i++) {
+        if (id - m->sdef[i].first < m->sdef[i].count) {
+            *out = m->sdef[i].params;
+            return;
+        }
+    }
+    nmi_stream_params_default(out);
+}
+
+int
+nmi_node_stream_error(const nmi_peer *p)
+{
+    return p->streams.len >= NMI_NODE_MAX_STREAMS
+               ? nmi_err(NM_ERANGE, "mesh: %u streams with this peer",
+                         NMI_NODE_MAX_STREAMS)
+               : nmi_err(NM_ENOMEM, "mesh: cannot create the stream");
+}
+
+void
+nmi_node_stream_restart(nm_mesh_t *m, nmi_peer *p, nmi_strm *s)
+{
+    uint64_t id = s->id;
+    bool local = s->local;
+    nmi_stream_params params = s->params;
+    nmi_u64map_del(&p->streams, id);
+    nmi_node_strm_free(s);
+    if (local) {
+        nmi_strm *n = nmi_node_stream(m, p, id, &params, true);
+        if (n != NULL) {
+            n->local = true;
+        }
+    }
+}
+
+int
+nm_mesh_set_stream_defaults(nm_mesh_t *m, uint64_t first, uint64_t count,
+                            const nm_stream_config *cfg)
+{
+    if (m == NULL ||
+        (cfg != NULL && (count == 0 || first + count - 1 < first))) {
+        return nmi_err(NM_EINVAL, "mesh: bad stream range");
+    }
+    nmi_stream_params sp;
+    if (cfg != NULL) {
+        int rc = nmi_node_params_from(cfg, &sp);
+        if (rc != NM_OK) {
+            return rc;
+        }
+    }
+    pthread_mutex_lock(&m->mu);
+    int rc = NM_OK;
+    size_t i = 0;
+    while (i < m->n_sdef && m->sdef[i].first != first) {
+        i++;
+    }
+    if (cfg == NULL) {
+        if (i == m->n_sdef) {
+            rc = nmi_err(NM_ENOTFOUND, "mesh: no stream range at %llu",
+                         (unsigned long long)first);
+        } else {
+            m->sdef[i] = m->sdef[--m->n_sdef];
+        }
+    } else if (i == m->n_sdef && m->n_sdef == 8) {
+        rc = nmi_err(NM_ERANGE, "mesh: at most 8 stream ranges");
+    } else {
+        m->sdef[i].first = first;
+        m->sdef[i].count = count;
+        m->sdef[i].params = sp;
+        if (i == m->n_sdef) {
+            m->n_sdef++;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
 }
 
 nmi_strm *
@@ -286,23 +454,71 @@ nmi_node_ext_dispatch(nm_mesh_t *m, uint64_t tick_now)
         nm_mesh_event ev = m->hook_ev[m->hev_head];
         m->hev_head = (m->hev_head + 1) % NMI_NODE_EVENTS_MAX;
         m->hev_len--;
-        size_t n = m->n_evh;
-        for (size_t i = 0; i < n; i++) {
+        /* re-read n_evh: a hook may be detached meanwhile */
+        for (size_t i = 0; i < m->n_evh; i++) {
             nmi_mesh_event_fn fn = m->ev_h[i].fn.ev;
             void *ctx = m->ev_h[i].ctx;
+            m->ext_busy++;
             pthread_mutex_unlock(&m->mu);
             fn(ctx, m, &ev);
             pthread_mutex_lock(&m->mu);
+            nmi_node_ext_done(m);
         }
     }
     for (size_t i = 0; tick_now != 0 && i < m->n_tickh && !m->closing; i++) {
         nmi_mesh_tick_fn fn = m->tick_h[i].fn.tick;
         void *ctx = m->tick_h[i].ctx;
+        m->ext_busy++;
         pthread_mutex_unlock(&m->mu);
         fn(ctx, m, tick_now);
         pthread_mutex_lock(&m->mu);
+        nmi_node_ext_done(m);
     }
     m->in_dispatch = false;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void
+nmi_node_ext_done(nm_mesh_t *m)
+{
+    if (--m->ext_busy == 0) {
+        pthread_cond_broadcast(&m->cv);
+    }
+}
+
+static size_t
+hooks_drop(nmi_hook *arr, size_t n, void *ctx)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (arr[i].ctx != ctx) {
+            arr[k++] = arr[i];
+        }
+    }
+    return k;
+}
+
+void
+nmi_mesh_ext_detach(nm_mesh_t *m, void *ctx)
+{
+    if (m == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_sp; i++) {
+        if (m->sp_h[i].ctx != ctx) {
+            m->sp_h[k++] = m->sp_h[i];
+        }
+    }
+    m->n_sp = k;
+    m->n_evh = hooks_drop(m->ev_h, m->n_evh, ctx);
+    m->n_tickh = hooks_drop(m->tick_h, m->n_tickh, ctx);
+    bool self = !m->threaded ||
+                (m->io_started && pthread_equal(pthread_self(), m->io_thread));
+    while (!self && m->ext_busy > 0) {
+        pthread_cond_wait(&m->cv, &m->mu);
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -489,10 +705,11 @@ nm_mesh_next_event(nm_mesh_t *m, int timeout_ms, nm_mesh_event *out)
     struct timespec ts;
     deadline_ts(&ts, timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&m->mu);
+    nmi_node_enter(m);
     int rc = NM_OK;
     while (m->ev_len == 0) {
         if (m->closing) {
-            rc = NM_ECLOSED;
+            rc = nmi_err(NM_ECLOSED, "mesh: node closed");
             break;
         }
         if (timeout_ms == 0) {
@@ -515,6 +732,7 @@ nm_mesh_next_event(nm_mesh_t *m, int timeout_ms, nm_mesh_event *out)
         rc = NM_OK;
     }
     maybe_drain_fd(m);
+    nmi_node_leave(m);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -550,6 +768,7 @@ nm_mesh_recv(nm_mesh_t *m, int timeout_ms, nm_mesh_delivery **out)
         pthread_mutex_unlock(&m->mu);
         return nmi_err(NM_EINVAL, "mesh: a handler is installed");
     }
+    nmi_node_enter(m);
     while (m->rx_head == NULL) {
         if (m->closing) {
             rc = nmi_err(NM_ECLOSED, "mesh: node closed");
@@ -574,6 +793,7 @@ nm_mesh_recv(nm_mesh_t *m, int timeout_ms, nm_mesh_delivery **out)
         rc = NM_OK;
     }
     maybe_drain_fd(m);
+    nmi_node_leave(m);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -636,8 +856,16 @@ nm_mesh_set_handler(nm_mesh_t *m, nm_mesh_handler fn, void *ctx)
     if (!m->threaded && fn != NULL) {
         return nmi_err(NM_EINVAL, "mesh: manual node has no worker");
     }
+    pthread_mutex_lock(&m->mu);
+    bool self = m->worker_running && pthread_equal(pthread_self(), m->worker);
+    pthread_mutex_unlock(&m->mu);
+    if (self) {
+        return nmi_err(NM_EINVAL, "mesh: set_handler from the handler");
+    }
+    pthread_mutex_lock(&m->handler_mu); /* one caller joins the worker */
     stop_worker(m);
     if (fn == NULL) {
+        pthread_mutex_unlock(&m->handler_mu);
         return NM_OK;
     }
     pthread_mutex_lock(&m->mu);
@@ -647,11 +875,13 @@ nm_mesh_set_handler(nm_mesh_t *m, nm_mesh_handler fn, void *ctx)
     if (rc != 0) {
         m->handler = NULL;
         pthread_mutex_unlock(&m->mu);
+        pthread_mutex_unlock(&m->handler_mu);
         return nmi_err(NM_ENOMEM, "mesh: cannot start the worker: %s",
                        strerror(rc));
     }
     m->worker_running = true;
     pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->handler_mu);
     return NM_OK;
 }
 
@@ -719,10 +949,15 @@ nm_mesh_tap_streams(nm_mesh_t *m, uint64_t first, uint64_t count,
                          (unsigned long long)first);
         } else {
             m->taps[t] = m->taps[--m->ntaps];
-            /* let a call in progress finish before returning */
-            while (m->tap_busy) {
+            /* let a call in progress finish before returning (unless
+             * this is that call: a tap removing itself) */
+            bool self =
+                m->tap_running && pthread_equal(pthread_self(), m->tap_worker);
+            nmi_node_enter(m);
+            while (m->tap_busy && !self && !m->closing) {
                 pthread_cond_wait(&m->cv, &m->mu);
             }
+            nmi_node_leave(m);
         }
         pthread_mutex_unlock(&m->mu);
         return rc;
@@ -896,6 +1131,7 @@ node_alloc(const nm_mesh_config *cfg, nm_mesh_t **out)
     m->evfd = -1;
     m->sock_fd = -1;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->handler_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -994,6 +1230,7 @@ node_free(nm_mesh_t *m)
     }
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->handler_mu);
     sodium_memzero(m->static_priv, sizeof(m->static_priv));
     sodium_memzero(m->eph_priv, sizeof(m->eph_priv));
     free(m->txb);
@@ -1079,7 +1316,18 @@ nm_mesh_close(nm_mesh_t *m)
     if (m == NULL) {
         return;
     }
+    /* wake every blocked caller with closing set and wait until they
+     * are gone: nothing may touch the node once it is freed */
+    pthread_mutex_lock(&m->mu);
+    m->closing = true;
+    pthread_cond_broadcast(&m->cv);
+    while (m->callers > 0) {
+        pthread_cond_wait(&m->cv, &m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_lock(&m->handler_mu);
     stop_worker(m);
+    pthread_mutex_unlock(&m->handler_mu);
     pthread_mutex_lock(&m->mu);
     bool tap = m->tap_running;
     m->tap_stop = true;
@@ -1088,10 +1336,6 @@ nm_mesh_close(nm_mesh_t *m)
     if (tap) {
         pthread_join(m->tap_worker, NULL);
     }
-    pthread_mutex_lock(&m->mu);
-    m->closing = true;
-    pthread_cond_broadcast(&m->cv);
-    pthread_mutex_unlock(&m->mu);
     if (m->threaded) {
         if (m->io_started) {
             uv_async_send(&m->async);

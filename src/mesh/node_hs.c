@@ -22,7 +22,11 @@
 
 #include "wire/route.h"
 
-#define NMI_HS_MAX_CANDIDATES 64
+#define NMI_HS_MAX_CANDIDATES 16
+/* Direct msg1 trials (one X25519 each, no PSK needed to cause them) per
+ * second, over all sources: beyond it direct msg1 is dropped and counted
+ * as refused until the next second. */
+#define NMI_HS_TRIALS_PER_SEC 256
 
 static void
 put_u64le(uint8_t *p, uint64_t v)
@@ -238,13 +242,21 @@ respond(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
             return;
         }
         unsigned tried = 0;
+        uint64_t sec = nmi_node_now(m) / 1000000u;
+        if (sec != m->trial_sec) {
+            m->trial_sec = sec;
+            m->trials = 0;
+        }
         for (size_t i = 0; i < m->accepted.cap && !ok; i++) {
             if (m->accepted.vals[i] == NULL) {
                 continue;
             }
-            if (++tried > NMI_HS_MAX_CANDIDATES) {
+            if (++tried > NMI_HS_MAX_CANDIDATES ||
+                m->trials >= NMI_HS_TRIALS_PER_SEC) {
+                m->stats.handshakes_refused++;
                 break;
             }
+            m->trials++;
             uint64_t cand = m->accepted.keys[i];
             ok = respond_try(m, cand, noise, noise_len, &hs, payload, &plen);
             if (ok && plen != 0) {
@@ -299,8 +311,26 @@ respond(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
     }
     memcpy(p->last_msg1_e, noise, 32);
     p->has_last_msg1 = true;
-    nmi_node_peer_session_up(m, p, &hs, route != NULL,
-                             route == NULL || route->hop_count == 0, from);
+    bool adjacent = route == NULL || route->hop_count == 0;
+    if (p->up) {
+        /* a live session is replaced only once the initiator uses the
+         * new one (its first packet): see nmi_next_sess */
+        nmi_next_sess *n = calloc(1, sizeof(*n));
+        if (n == NULL || nmi_session_from_handshake(&n->sess, &hs) != NM_OK) {
+            free(n);
+            nmi_noise_wipe(&hs);
+            m->stats.handshakes_failed++;
+            return;
+        }
+        nmi_node_drop_next(m, p);
+        n->routed = route != NULL;
+        n->adjacent = adjacent;
+        n->at_us = nmi_node_now(m);
+        p->next = n;
+        (void)nmi_u64map_put(&m->sessions, n->sess.session_id, p);
+    } else {
+        nmi_node_peer_session_up(m, p, &hs, route != NULL, adjacent, from);
+    }
     nmi_noise_wipe(&hs);
     (void)send_hs(m, from, route != NULL, peer_id, msg2, mlen);
 }
@@ -356,6 +386,7 @@ connect_common(nm_mesh_t *m, const nmi_addr *addr, bool routed, uint64_t relay,
         return nmi_err(NM_EINVAL,
                        "mesh: manual node: use nmi_mesh_connect_start");
     }
+    nmi_node_enter(m);
     int rc = NM_ETIMEDOUT;
     for (uint32_t att = 1; att <= m->cfg.handshake_attempts; att++) {
         nmi_peer *p = nmi_u64map_get(&m->peers, peer_id);
@@ -424,6 +455,7 @@ connect_common(nm_mesh_t *m, const nmi_addr *addr, bool routed, uint64_t relay,
                pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0) {
         }
     }
+    nmi_node_leave(m);
     pthread_mutex_unlock(&m->mu);
     if (rc == NM_ETIMEDOUT) {
         char s[NMI_ADDR_STRLEN] = "?";

@@ -78,6 +78,16 @@ typedef struct nmi_strm {
                             (a lost last grant must not stall a sender) */
 } nmi_strm;
 
+/* A responder-side session waiting to replace a live one: it becomes the
+ * session when the first packet authenticated under it arrives, so a
+ * replayed older msg1 (which still authenticates) cannot kill a live
+ * session; dropped after the handshake timeout. */
+typedef struct nmi_next_sess {
+    nmi_session sess;
+    bool routed, adjacent;
+    uint64_t at_us;
+} nmi_next_sess;
+
 typedef struct nmi_peer {
     uint64_t node_id;
     bool up;           /* has a session */
@@ -93,7 +103,8 @@ typedef struct nmi_peer {
     nmi_addr addr; /* direct: the peer; routed: where its packets came
                       from (the fallback next hop) */
     nmi_session sess;
-    nmi_fd fd; /* failure detector (direct peers) */
+    nmi_next_sess *next; /* pending replacement (responder), or NULL */
+    nmi_fd fd;           /* failure detector (direct peers) */
     uint64_t last_heard_us;
     uint64_t last_hb_us;
     uint64_t ctrl_seq;       /* sequence of control packets */
@@ -164,6 +175,8 @@ struct nm_mesh {
     nmi_u64map accepted; /* node ids allowed to handshake */
     nmi_hs_pending *pending;
     uint64_t hs_gen;
+    uint64_t trial_sec; /* direct msg1 trial budget (node_hs.c) */
+    unsigned trials;
     uint8_t eph_priv[NMI_NODE_EPH][32], eph_pub[NMI_NODE_EPH][32];
     unsigned eph_n;
 
@@ -189,7 +202,14 @@ struct nm_mesh {
     void *handler_ctx;
     pthread_t worker;
     bool worker_running, worker_stop;
+    pthread_mutex_t handler_mu; /* serializes set_handler / close */
 
+    /* implicit-stream settings by id range (nm_mesh_set_stream_defaults) */
+    struct {
+        uint64_t first, count;
+        nmi_stream_params params;
+    } sdef[8];
+    size_t n_sdef;
     /* stream taps (nm_mesh_tap_streams) and their worker */
     struct {
         uint64_t first, count;
@@ -217,6 +237,8 @@ struct nm_mesh {
     nm_mesh_event hook_ev[NMI_NODE_EVENTS_MAX]; /* for the event hooks */
     size_t hev_head, hev_len;
     bool in_dispatch;
+    unsigned callers;  /* public calls that may wait (close waits for 0) */
+    unsigned ext_busy; /* hook calls running unlocked (ext_detach) */
 
     nm_mesh_stats stats;
     uint8_t rxbuf[NMI_NODE_BUF];
@@ -228,6 +250,23 @@ struct nm_mesh {
     nmi_addr txb_to[NMI_NODE_BATCH];
     size_t txb_n;
 };
+
+/* A public call that may wait on cv enters (mu held) and leaves before it
+ * unlocks for good: nm_mesh_close wakes them with closing set and frees
+ * the node only once none is left. */
+static inline void
+nmi_node_enter(nm_mesh_t *m)
+{
+    m->callers++;
+}
+
+static inline void
+nmi_node_leave(nm_mesh_t *m)
+{
+    if (--m->callers == 0 && m->closing) {
+        pthread_cond_broadcast(&m->cv);
+    }
+}
 
 /* ---- clock (under mu) -------------------------------------------- */
 uint64_t nmi_node_now(const nm_mesh_t *m);
@@ -246,7 +285,23 @@ void nmi_node_peer_session_up(nm_mesh_t *m, nmi_peer *p,
                               const nmi_noise_hs *hs, bool routed,
                               bool adjacent, const nmi_addr *addr);
 void nmi_node_peer_free(nmi_peer *p);
+/* Make `sess` the peer's session (replacing one: streams restart). */
+void nmi_node_peer_install(nm_mesh_t *m, nmi_peer *p, const nmi_session *sess,
+                           bool routed, bool adjacent, const nmi_addr *addr);
+void nmi_node_drop_next(nm_mesh_t *m, nmi_peer *p);
+/* Forget a peer entirely (maps, routes, memory). */
+void nmi_node_peer_evict(nm_mesh_t *m, nmi_peer *p);
 void nmi_node_strm_free(nmi_strm *s);
+int nmi_node_params_from(const nm_stream_config *cfg, nmi_stream_params *sp);
+/* The params an implicitly created stream `id` gets (defaults, or its
+ * nm_mesh_set_stream_defaults range). */
+void nmi_node_stream_defaults(nm_mesh_t *m, uint64_t id,
+                              nmi_stream_params *out);
+/* Why nmi_node_stream(create) returned NULL: NM_ERANGE or NM_ENOMEM. */
+int nmi_node_stream_error(const nmi_peer *p);
+/* Drop a stream's state; a stream the application opened is re-created
+ * fresh with its settings (both ends restart at sequence 0). */
+void nmi_node_stream_restart(nm_mesh_t *m, nmi_peer *p, nmi_strm *s);
 nmi_strm *nmi_node_stream(nm_mesh_t *m, nmi_peer *p, uint64_t id,
                           const nmi_stream_params *params, bool create);
 void nmi_node_event(nm_mesh_t *m, nm_mesh_event_kind kind, uint64_t peer,
@@ -294,6 +349,8 @@ void nmi_node_fill_eph(nm_mesh_t *m);
 /* Run the event and tick hooks (call WITHOUT the mutex, on the I/O
  * thread or the manual driver's thread). tick_now: 0 = no tick happened. */
 void nmi_node_ext_dispatch(nm_mesh_t *m, uint64_t tick_now);
+/* A hook call that ran unlocked returned (mu held): ext_busy - 1. */
+void nmi_node_ext_done(nm_mesh_t *m);
 
 /* ---- manual driver (tests) ---------------------------------------- */
 

@@ -55,7 +55,7 @@ enqueue(nm_mesh_t *m, nmi_peer *p, nmi_strm *s, uint64_t seq,
         i++;
     }
     d->next = NULL;
-    d->bytes = len;
+    d->bytes = bytes; /* the whole allocation counts against the bound */
     d->pub.peer = p->node_id;
     d->pub.stream_id = s->id;
     d->pub.seq = seq;
@@ -74,7 +74,7 @@ enqueue(nm_mesh_t *m, nmi_peer *p, nmi_strm *s, uint64_t seq,
                 m->tap_head = d;
             }
             m->tap_tail = d;
-            m->rx_bytes += len;
+            m->rx_bytes += bytes;
             pthread_cond_broadcast(&m->cv);
             return;
         }
@@ -86,7 +86,7 @@ enqueue(nm_mesh_t *m, nmi_peer *p, nmi_strm *s, uint64_t seq,
         m->rx_head = d;
     }
     m->rx_tail = d;
-    m->rx_bytes += len;
+    m->rx_bytes += bytes;
     if (was_empty) {
         nmi_evfd_signal(m->evfd);
     }
@@ -102,13 +102,16 @@ on_data(nm_mesh_t *m, nmi_peer *p, const nmi_wire_header *h, const uint8_t *pt,
         return;
     }
     nmi_stream_params sp;
-    nmi_stream_params_default(&sp);
-    sp.reliable = (h->flags & NMI_WIRE_F_RELIABLE) != 0;
+    nmi_node_stream_defaults(m, h->stream_id, &sp);
+    sp.reliable = (h->flags & NMI_WIRE_F_RELIABLE) != 0; /* the sender's */
+    sp.in_order = sp.in_order && sp.reliable;
     nmi_strm *s = nmi_node_stream(m, p, h->stream_id, &sp, true);
     if (s == NULL) {
         return;
     }
-    if (m->rx_bytes + len > m->cfg.rx_queue_bytes) {
+    if (m->rx_bytes + len + sizeof(nmi_delivery) +
+            (size_t)h->event_count * sizeof(nm_mesh_msg) >
+        m->cfg.rx_queue_bytes) {
         /* not accounted: a reliable sender retransmits it later */
         m->stats.rx_queue_full++;
         return;
@@ -141,16 +144,16 @@ on_data(nm_mesh_t *m, nmi_peer *p, const nmi_wire_header *h, const uint8_t *pt,
     }
 }
 
-/* A StreamReset (either direction): stop the stream and tell the app. */
+/* A StreamReset from the peer (it gave up or closed the stream): tell
+ * the app and drop our state, so the id restarts at sequence 0 on both
+ * ends (a stream the app opened is re-created with its settings). */
 static void
 stream_reset(nm_mesh_t *m, nmi_peer *p, nmi_strm *s)
 {
-    nmi_stream_tx_reset(&s->tx);
-    nmi_stream_rx_reset(&s->rx);
     if (!s->reset_notified) {
-        s->reset_notified = true;
         nmi_node_event(m, NM_MESH_EV_STREAM_RESET, p->node_id, s->id);
     }
+    nmi_node_stream_restart(m, p, s);
     pthread_cond_broadcast(&m->cv);
 }
 
@@ -319,6 +322,14 @@ on_packet(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
         nmi_node_on_handshake(m, from, route, noise, nlen);
         return;
     }
+    if (h.flags & NMI_WIRE_F_HEARTBEAT) {
+        /* upstream: a heartbeat inside a routing header is dropped, and
+         * its body must be exactly the empty plaintext's tag */
+        if (route != NULL || nmi_wire_heartbeat_check(&h, len) != NM_OK) {
+            m->stats.rejected_decode++;
+            return;
+        }
+    }
     nmi_peer *p = nmi_u64map_get(&m->sessions, h.session_id);
     if (p == NULL || !p->up) {
         m->stats.unknown_session++;
@@ -331,7 +342,11 @@ on_packet(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
     memcpy(m->rxbuf, buf, len);
     uint8_t *pt = NULL;
     size_t ptlen = 0;
-    int rc = nmi_wire_open(&p->sess, m->rxbuf, len, &h, &pt, &ptlen);
+    bool is_next = p->next != NULL &&
+                   h.session_id == p->next->sess.session_id &&
+                   h.session_id != p->sess.session_id;
+    int rc = nmi_wire_open(is_next ? &p->next->sess : &p->sess, m->rxbuf, len,
+                           &h, &pt, &ptlen);
     if (rc != NM_OK) {
         if (rc == NM_ECRYPTO) {
             m->stats.rejected_crypto++;
@@ -343,11 +358,17 @@ on_packet(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
         return;
     }
     m->stats.packets_rx++;
+    if (is_next) {
+        /* the initiator uses the new session: it replaces the old one */
+        nmi_next_sess *n = p->next;
+        p->next = NULL;
+        nmi_node_peer_install(m, p, &n->sess, n->routed, n->adjacent, from);
+        nmi_session_wipe(&n->sess);
+        free(n);
+    }
     heard(m, p, from, route != NULL);
     if (h.flags & NMI_WIRE_F_HEARTBEAT) {
-        if (route == NULL) {
-            m->stats.heartbeats_rx++;
-        }
+        m->stats.heartbeats_rx++;
         return;
     }
     if (p->adjacent) {
@@ -381,10 +402,12 @@ on_packet(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
                 uint64_t peer = p->node_id;
                 /* unlocked: the handler may call back into the node; the
                  * plaintext stays in rxbuf, which only this thread uses */
+                m->ext_busy++;
                 pthread_mutex_unlock(&m->mu);
                 fn(ctx, m, peer, h.subprotocol_id, h.stream_id, pt, ptlen,
                    h.event_count, route ? (int)route->hop_count : -1);
                 pthread_mutex_lock(&m->mu);
+                nmi_node_ext_done(m);
                 break;
             }
         }
@@ -575,10 +598,14 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
     if (nack_due) {
         m->last_nack_us = now;
     }
+    uint64_t hs_limit = (uint64_t)m->cfg.handshake_timeout_ms * 1000u;
     for (size_t i = 0; i < m->peers.cap; i++) {
         nmi_peer *p = m->peers.vals[i];
         if (p == NULL || !p->up) {
             continue;
+        }
+        if (p->next != NULL && now - p->next->at_us > hs_limit) {
+            nmi_node_drop_next(m, p); /* never used: a replay, or lost */
         }
         if (p->adjacent) {
             if (now - p->last_hb_us >= hb) {
@@ -643,6 +670,17 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
         m->last_sweep_us = now;
         m->fail_peer = 0;
         nmi_route_sweep(m->routes, now, 3 * to, on_route_loss, m);
+        /* forget peers silent for 900 s (upstream evicts failed peers
+         * idle that long; with short timeouts: 30 session timeouts) */
+        uint64_t idle = 30 * to < 900000000u ? 30 * to : 900000000u;
+        for (size_t i = 0; i < m->peers.cap; i++) {
+            nmi_peer *p = m->peers.vals[i];
+            if (p != NULL && now - p->last_heard_us > idle &&
+                (!p->up || p->state == NM_PEER_FAILED || !p->adjacent)) {
+                nmi_node_peer_evict(m, p);
+                i = (size_t)-1; /* the map shifted: rescan */
+            }
+        }
     }
 }
 

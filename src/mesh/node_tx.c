@@ -373,8 +373,8 @@ nm_stream_config_init(nm_stream_config *cfg)
     cfg->max_retries = 3;
 }
 
-static int
-params_from(const nm_stream_config *cfg, nmi_stream_params *sp)
+int
+nmi_node_params_from(const nm_stream_config *cfg, nmi_stream_params *sp)
 {
     nmi_stream_params_default(sp);
     if (cfg == NULL) {
@@ -426,7 +426,7 @@ nm_mesh_open_stream(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
         return nmi_err(NM_EINVAL, "mesh: stream id 2^64-1 is reserved");
     }
     nmi_stream_params sp;
-    int rc = params_from(cfg, &sp);
+    int rc = nmi_node_params_from(cfg, &sp);
     if (rc != NM_OK) {
         return rc;
     }
@@ -434,25 +434,30 @@ nm_mesh_open_stream(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
     nmi_peer *p = live_peer(m, peer, &rc);
     if (p != NULL) {
         nmi_strm *s = nmi_node_stream(m, p, stream_id, &sp, false);
-        if (s != NULL) {
-            if (s->tx.in_flight > 0 || s->rx.buffered > 0) {
-                rc = nmi_err(NM_EBUSY,
-                             "mesh: stream %llu has packets in flight",
-                             (unsigned long long)stream_id);
-            } else {
-                /* reconfigure: fresh state, same id */
-                nmi_u64map_del(&p->streams, stream_id);
-                nmi_node_strm_free(s);
-                s = NULL;
-            }
+        bool moved = s != NULL && (s->tx.next_seq > 0 || s->rx.seen_any);
+        bool same = s != NULL && s->params.reliable == sp.reliable &&
+                    s->params.in_order == sp.in_order &&
+                    s->params.window_bytes == sp.window_bytes &&
+                    s->params.max_retries == sp.max_retries;
+        if (s != NULL && moved && !same) {
+            /* changing it now would desynchronise the two ends */
+            rc = nmi_err(NM_EBUSY,
+                         "mesh: stream %llu already carried packets: close "
+                         "it to change its config",
+                         (unsigned long long)stream_id);
+        } else if (s != NULL && !moved) {
+            nmi_u64map_del(&p->streams, stream_id); /* unused: reconfigure */
+            nmi_node_strm_free(s);
+            s = NULL;
         }
-        if (rc == NM_OK) {
+        if (rc == NM_OK && s == NULL) {
             s = nmi_node_stream(m, p, stream_id, &sp, true);
             if (s == NULL) {
-                rc = nmi_err(NM_ENOMEM, "mesh: cannot create the stream");
-            } else {
-                s->local = true;
+                rc = nmi_node_stream_error(p);
             }
+        }
+        if (s != NULL && rc == NM_OK) {
+            s->local = true;
         }
     }
     pthread_mutex_unlock(&m->mu);
@@ -473,7 +478,16 @@ nm_mesh_close_stream(nm_mesh_t *m, uint64_t peer, uint64_t stream_id)
         rc = nmi_err(NM_ENOTFOUND, "mesh: no stream %llu with %016llx",
                      (unsigned long long)stream_id, (unsigned long long)peer);
     } else {
+        bool moved = s->tx.next_seq > 0 || s->rx.seen_any;
         nmi_node_strm_free(s);
+        if (moved && p->up && !m->closing) {
+            /* the peer drops its state too: the id restarts at seq 0 */
+            uint8_t msg[NMI_WIRE_STREAM_RESET_LEN];
+            nmi_wire_stream_reset r = {.stream_id = stream_id};
+            nmi_wire_stream_reset_encode(&r, msg);
+            (void)nmi_node_send_control(m, p, NMI_WIRE_SP_STREAM_RESET, msg,
+                                        sizeof(msg), 1);
+        }
     }
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
@@ -622,15 +636,16 @@ send_impl(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
     nmi_strm *s = NULL;
     if (p != NULL) {
         nmi_stream_params sp;
-        nmi_stream_params_default(&sp);
+        nmi_node_stream_defaults(m, stream_id, &sp);
         s = nmi_node_stream(m, p, stream_id, &sp, true);
         if (s == NULL) {
-            rc = nmi_err(NM_ENOMEM, "mesh: cannot create the stream");
+            rc = nmi_node_stream_error(p);
         }
     }
     size_t i = 0;
     bool first = true;
-    uint64_t backoff = 5000, waited = 0;
+    uint64_t backoff = 5000, deadline = 0;
+    nmi_node_enter(m);
     if (m->sock_fd >= 0 && m->txb == NULL) {
         m->txb = malloc(NMI_NODE_BATCH * sizeof(*m->txb));
     }
@@ -658,7 +673,11 @@ send_impl(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
                              (unsigned long long)stream_id);
                 break;
             }
-            if (waited >= SEND_PARTIAL_LIMIT_US) {
+            uint64_t now = nmi_mono_ns() / 1000u;
+            if (deadline == 0) {
+                deadline = now + SEND_PARTIAL_LIMIT_US;
+            }
+            if (now >= deadline) {
                 rc = nmi_err(NM_ETIMEDOUT,
                              "mesh: stream %llu: no credit for 30 s after "
                              "part of the call was sent",
@@ -666,8 +685,9 @@ send_impl(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
                 break;
             }
             nmi_node_flush_batch(m); /* what is committed goes out */
-            wait_us(m, backoff);
-            waited += backoff;
+            /* woken early by any broadcast (a grant, usually): the
+             * deadline, not the sum of the sleeps, bounds the wait */
+            wait_us(m, backoff < deadline - now ? backoff : deadline - now);
             backoff = backoff * 2 > 200000 ? 200000 : backoff * 2;
             rc = NM_OK;
             p = live_peer(m, peer, &rc);
@@ -728,8 +748,10 @@ send_impl(nm_mesh_t *m, uint64_t peer, uint64_t stream_id,
         i = k;
         first = false;
         backoff = 5000;
+        deadline = 0; /* progress: a new stall gets its own 30 s */
     }
     nmi_node_flush_batch(m);
+    nmi_node_leave(m);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }

@@ -2105,8 +2105,13 @@ nm_redex_tail_next(nm_redex_tail *t, nm_redex_event *ev, int timeout_ms)
             *ev = t->ev[t->iev++];
             return NM_OK;
         }
-        /* Caught up: reset readiness and wait for the next append. */
+        /* Caught up: reset readiness and wait for the next append. A
+         * cancel (flag, then signal; no lock) that landed between the
+         * check above and the drain lost its signal: look again. */
         nmi_evfd_drain(t->fd);
+        if (atomic_load(&t->cancelled)) {
+            continue;
+        }
         int rc = arm(c, t);
         pthread_mutex_unlock(&c->mu);
         if (rc) {

@@ -7,6 +7,8 @@
  */
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -283,4 +285,38 @@ Test(mesh_udp, relay_failure_and_reroute, .timeout = 60)
     nm_mesh_close(a.m);
     nm_mesh_close(c.m);
     nm_mesh_close(d.m);
+}
+
+static void *
+blocked_recv(void *arg)
+{
+    nm_mesh_delivery *d = NULL;
+    intptr_t rc = nm_mesh_recv(arg, -1, &d);
+    return (void *)rc;
+}
+
+static void *
+blocked_event(void *arg)
+{
+    nm_mesh_event ev;
+    intptr_t rc = nm_mesh_next_event(arg, -1, &ev);
+    return (void *)rc;
+}
+
+Test(mesh_udp, close_wakes_blocked_callers)
+{
+    unode a;
+    open_node(&a, NULL, 200, 1000);
+    pthread_t t1, t2;
+    cr_assert_eq(pthread_create(&t1, NULL, blocked_recv, a.m), 0);
+    cr_assert_eq(pthread_create(&t2, NULL, blocked_event, a.m), 0);
+    /* let them block (bounded: the close must work whenever it comes) */
+    nm_mesh_event ev;
+    (void)nm_mesh_next_event(a.m, 50, &ev);
+    nm_mesh_close(a.m); /* returns only once both left the node */
+    void *r1, *r2;
+    pthread_join(t1, &r1);
+    pthread_join(t2, &r2);
+    cr_assert_eq((intptr_t)r1, NM_ECLOSED);
+    cr_assert_eq((intptr_t)r2, NM_ECLOSED);
 }

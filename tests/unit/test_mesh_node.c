@@ -926,3 +926,91 @@ Test(mesh_node, extension_points, .init = setup)
     nm_mesh_delivery_free(d);
     fini_nodes(all, 2);
 }
+
+Test(mesh_node, replayed_old_msg1_cannot_replace_a_live_session, .init = setup)
+{
+    tnode a, b;
+    tnode *all[] = {&a, &b};
+    tap *t = NULL;
+    mk(&a, 1, &(mk_opts){.tap = &t, .accept_any = true});
+    mk(&b, 2, NULL);
+    t->on = true;
+    cr_assert_eq(nmi_mesh_connect_start(a.m, b.addr, true, b.pub, b.id),
+                 NM_OK);
+    t->on = false;
+    cr_assert_eq(t->n, 1, "captured msg1");
+    pump(all, 2, 5);
+    cr_assert(has_peer(&a, b.id) && has_peer(&b, a.id));
+    /* a second, legitimate handshake replaces the session on both ends
+     * (B switches when A's first packet under it arrives) */
+    uint64_t s1 = nmi_mesh_session(a.m, b.id)->session_id;
+    cr_assert_eq(nmi_mesh_connect_start(a.m, b.addr, true, b.pub, b.id),
+                 NM_OK);
+    pump(all, 2, 60);
+    uint64_t s2 = nmi_mesh_session(a.m, b.id)->session_id;
+    cr_assert_neq(s1, s2);
+    cr_assert_eq(nmi_mesh_session(b.m, a.id)->session_id, s2);
+
+    /* an attacker replays the first msg1 from elsewhere */
+    nmi_port *raw = NULL;
+    cr_assert_eq(nmi_loop_hub_attach(hub, 77, &raw), NM_OK);
+    nmi_addr to;
+    nmi_addr_parse(&to, b.addr);
+    nmi_port_send(raw, &to, t->pkts[0], t->lens[0]);
+    pump(all, 2, 300); /* past the handshake timeout */
+    cr_assert_eq(nmi_mesh_session(b.m, a.id)->session_id, s2,
+                 "the live session survived the replay");
+    nm_mesh_peer_info pi;
+    cr_assert_eq(nm_mesh_peer(b.m, a.id, &pi), NM_OK);
+    cr_assert_str_eq(pi.addr, a.addr, "B still talks to A's address");
+    const char *m1 = "still here";
+    size_t l1 = strlen(m1);
+    cr_assert_eq(nm_mesh_send(a.m, b.id, 4, (const void *const *)&m1, &l1, 1),
+                 NM_OK);
+    pump(all, 2, 2);
+    nm_mesh_delivery *d = NULL;
+    cr_assert_eq(nm_mesh_recv(b.m, 0, &d), NM_OK);
+    nm_mesh_delivery_free(d);
+    nmi_port_destroy(raw);
+    fini_nodes(all, 2);
+}
+
+Test(mesh_node, closed_stream_restarts_on_both_ends, .init = setup)
+{
+    tnode a, b;
+    tnode *all[] = {&a, &b};
+    mk(&a, 1, NULL);
+    mk(&b, 2, NULL);
+    connect_direct(&a, &b, all, 2);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 5; i++) {
+            const void *p = &i;
+            size_t l = sizeof(i);
+            cr_assert_eq(nm_mesh_send(a.m, b.id, 9, &p, &l, 1), NM_OK);
+        }
+        pump(all, 2, 3);
+        int got = 0;
+        nm_mesh_delivery *d;
+        while (nm_mesh_recv(b.m, 0, &d) == NM_OK) {
+            got += (int)d->count;
+            nm_mesh_delivery_free(d);
+        }
+        cr_assert_eq(got, 5, "round %d: %d of 5 (both ends restarted)", round,
+                     got);
+        /* close on the sender: a StreamReset tells B to drop its state */
+        cr_assert_eq(nm_mesh_close_stream(a.m, b.id, 9), NM_OK);
+        pump(all, 2, 3);
+        nm_stream_stats st;
+        cr_assert_eq(nm_mesh_stream_stats(b.m, a.id, 9, &st), NM_ENOTFOUND);
+        cr_assert(next_event(&b, NM_MESH_EV_STREAM_RESET, a.id));
+    }
+    /* a stream that carried packets keeps its config */
+    nm_stream_config sc;
+    nm_stream_config_init(&sc);
+    const void *p = "x";
+    size_t l = 1;
+    cr_assert_eq(nm_mesh_send(a.m, b.id, 10, &p, &l, 1), NM_OK);
+    sc.reliability = NM_RELIABLE;
+    cr_assert_eq(nm_mesh_open_stream(a.m, b.id, 10, &sc), NM_EBUSY);
+    fini_nodes(all, 2);
+}

@@ -40,6 +40,11 @@ typedef struct nm_identity nm_identity;
  * -1 after printing the reason. */
 int nm_cli_identity_load(const char *path, nm_identity **out);
 
+typedef struct nm_capset nm_capset;
+/* Load a CapabilitySet JSON file (cmd_caps.c). 0 on success (*out:
+ * nm_capset_free), -1 after printing the reason. */
+int nm_cli_caps_load(const char *path, nm_capset **out);
+
 /* Subcommands: argv[0] is the subcommand name. */
 int nm_cmd_demo(int argc, char **argv);
 int nm_cmd_bench(int argc, char **argv);
@@ -49,8 +54,10 @@ int nm_cmd_emit(int argc, char **argv);
 int nm_cmd_log(int argc, char **argv);
 int nm_cmd_predicate(int argc, char **argv);
 int nm_cmd_caps(int argc, char **argv);
+int nm_cmd_db(int argc, char **argv);
 int nm_cmd_tail(int argc, char **argv);
 int nm_cmd_node(int argc, char **argv);
 int nm_cmd_ping(int argc, char **argv);
+int nm_cmd_channel(int argc, char **argv);
 
 #endif

@@ -26,8 +26,10 @@ static const struct {
     {"jetstream", nmb_group_jetstream},
     {"redex", nmb_group_redex},
     {"caps", nmb_group_caps},
+    {"cortex", nmb_group_cortex},
     {"mesh", nmb_group_mesh},
     {"mesh_base", nmb_group_mesh_base},
+    {"channels", nmb_group_channels},
 };
 /* clang-format on */
 
@@ -63,8 +65,7 @@ nm_cmd_bench(int argc, char **argv)
     if (!group) {
         return nm_cli_usage_error(
             "usage: netmesh bench "
-            "<bus|crypto|redis|jetstream|redex|caps|mesh|all> "
-            "[--json] "
+            "<bus|crypto|redis|jetstream|redex|caps|cortex|all> [--json] "
             "[--runs N] [--scale X] [--url URL]");
     }
     int rc = 0, found = 0;

@@ -6,7 +6,8 @@
  *   netmesh node --listen ADDR --psk-file F [--identity F] [--static-key F]
  *                [--peer ADDR --peer-key HEX --peer-id ID]... [--routed]
  *                [--accept-any] [--echo] [--json-events]
- *                [--heartbeat-ms N] [--session-timeout-ms N]
+ *                [--heartbeat-ms N] [--session-timeout-ms N] [--caps FILE]
+ *                [--channel NAME]... (serve channels: cmd_channel.c)
  *   netmesh ping ADDR --psk-file F --peer-key HEX --peer-id ID
  *                [--count N] [--interval-ms N] [--timeout-ms N] [--direct]
  *                [--listen ADDR] [--json]
@@ -19,9 +20,13 @@
  * first); --peer-id takes that form (or 0x-prefixed hex, or decimal).
  * --static-key F: the X25519 private key as 64 hex; created (mode 0600)
  * when F does not exist, so the public key survives restarts.
+ * Every node runs capability discovery (netmesh/discovery.h: it indexes
+ * and forwards announcements); --caps FILE announces the CapabilitySet
+ * JSON in FILE (the form `netmesh caps validate` reads).
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
 #include <math.h>
@@ -52,6 +57,7 @@ typedef struct node_opts {
     const char *psk_file;
     const char *identity;
     const char *static_key;
+    const char *caps_file;
     peer_arg peers[MAX_PEERS];
     size_t npeers;
     bool accept_any, echo, json, routed, direct;
@@ -150,6 +156,12 @@ parse_opts(int argc, char **argv, bool ping, node_opts *o)
             o->identity = argv[++i];
         } else if (!ping && !strcmp(a, "--static-key") && has) {
             o->static_key = argv[++i];
+        } else if (!ping && !strcmp(a, "--channel") && has) {
+            if (nm_cli_channel_arg(argv[++i]) != 0) {
+                return NM_CLI_EXIT_USAGE;
+            }
+        } else if (!ping && !strcmp(a, "--caps") && has) {
+            o->caps_file = argv[++i];
         } else if (!ping && !strcmp(a, "--peer") && has) {
             if (o->npeers == MAX_PEERS) {
                 return nm_cli_usage_error("at most %d --peer", MAX_PEERS);
@@ -410,7 +422,8 @@ nm_cmd_node(int argc, char **argv)
                "         [--peer ADDR --peer-key HEX --peer-id ID]... "
                "[--routed] [--accept-any]\n"
                "         [--echo] [--json-events] [--heartbeat-ms N] "
-               "[--session-timeout-ms N]\n\n"
+               "[--session-timeout-ms N]\n"
+               "         [--caps FILE] [--channel NAME]...\n\n"
                "Runs an encrypted mesh node until SIGINT/SIGTERM. The PSK "
                "file holds 64 hex\ncharacters. --static-key keeps the Noise "
                "static key in F (created when\nmissing). --accept-any "
@@ -418,7 +431,9 @@ nm_cmd_node(int argc, char **argv)
                "sends every message back to its sender on the same stream. "
                "Each --peer is\ntried with the direct handshake, then the "
                "routed one-hop form; --routed\nskips the direct "
-               "attempt.\n");
+               "attempt. --caps announces the CapabilitySet JSON in FILE "
+               "to the\nmesh (every node indexes and forwards "
+               "announcements).\n");
         return NM_CLI_EXIT_OK;
     }
     node_opts o;
@@ -427,8 +442,29 @@ nm_cmd_node(int argc, char **argv)
         return rc;
     }
     install_signals();
+    nm_capset *caps = NULL;
+    if (o.caps_file != NULL && nm_cli_caps_load(o.caps_file, &caps) != 0) {
+        return NM_CLI_EXIT_USAGE;
+    }
     nm_mesh_t *m = NULL;
     rc = open_mesh(&o, o.listen, &m);
+    nm_discovery *disc = NULL;
+    if (rc == 0) {
+        int drc = nm_discovery_open(m, NULL, &disc);
+        if (drc == NM_OK && caps != NULL) {
+            drc = nm_discovery_announce(disc, caps);
+        }
+        if (drc != NM_OK) {
+            rc = nm_cli_fail(drc, "capability discovery");
+            nm_discovery_close(disc);
+            nm_mesh_close(m);
+        }
+    }
+    nm_capset_free(caps);
+    if (rc == 0 && (rc = nm_cli_channel_serve_open(m)) != 0) {
+        nm_discovery_close(disc);
+        nm_mesh_close(m);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -457,7 +493,9 @@ nm_cmd_node(int argc, char **argv)
         }
         nm_mesh_delivery *d;
         while (nm_mesh_recv(m, 0, &d) == NM_OK) {
-            if (o.echo) {
+            if (nm_cli_channel_relay(d)) {
+                /* published to the channel's subscribers */
+            } else if (o.echo) {
                 echo_back(m, d);
             } else if (!o.json) {
                 printf("message from %016llx stream %llu: %zu message(s)\n",
@@ -468,6 +506,8 @@ nm_cmd_node(int argc, char **argv)
             nm_mesh_delivery_free(d);
         }
     }
+    nm_cli_channel_serve_close();
+    nm_discovery_close(disc);
     nm_mesh_close(m);
     return NM_CLI_EXIT_OK;
 }

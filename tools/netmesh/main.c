@@ -20,10 +20,13 @@ static const struct {
     {"caps", nm_cmd_caps, "caps validate|diff: capability sets (stdin)"},
     {"node", nm_cmd_node,
      "node --listen ADDR --psk-file F ...: run an encrypted mesh node"},
+    {"channel", nm_cmd_channel,
+     "channel subscribe|publish: channels over the mesh"},
     {"ping", nm_cmd_ping,
      "ping ADDR --psk-file F --peer-key HEX --peer-id "
      "ID: handshake + RTT"},
     {"log", nm_cmd_log, "log append|tail|check|dump: RedEX logs on disk"},
+    {"db", nm_cmd_db, "db tasks|memories ...: NetDb on a directory"},
     {"emit", nm_cmd_emit,
      "emit --redis URL|--jetstream URL [EVENT...]: publish events"},
     {"tail", nm_cmd_tail,

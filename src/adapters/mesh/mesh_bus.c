@@ -39,6 +39,24 @@ nm_mesh_adapter_config_init(nm_mesh_adapter_config *cfg)
     cfg->local_capacity_per_shard = 1u << 20;
 }
 
+static void
+bus_stream_config(nm_reliability rel, uint32_t window, nm_stream_config *sc)
+{
+    nm_stream_config_init(sc);
+    sc->reliability = rel;
+    sc->in_order = rel == NM_RELIABLE; /* applies on the receiving side */
+    sc->window_bytes = window;
+    sc->max_retries = 16;
+}
+
+static int
+open_one(mesh_state *s, uint64_t stream)
+{
+    nm_stream_config sc;
+    bus_stream_config(s->cfg.reliability, s->cfg.window_bytes, &sc);
+    return nm_mesh_open_stream(s->cfg.mesh, s->cfg.peer, stream, &sc);
+}
+
 static int
 mesh_init(const void *config, uint32_t shards, void **state)
 {
@@ -69,14 +87,8 @@ mesh_init(const void *config, uint32_t shards, void **state)
         free(s);
         return rc;
     }
-    nm_stream_config sc;
-    nm_stream_config_init(&sc);
-    sc.reliability = c->reliability;
-    sc.in_order = c->reliability == NM_RELIABLE;
-    sc.window_bytes = c->window_bytes;
-    sc.max_retries = 16;
     for (uint32_t i = 0; i < shards; i++) {
-        rc = nm_mesh_open_stream(c->mesh, c->peer, c->stream_base + i, &sc);
+        rc = open_one(s, c->stream_base + i);
         if (rc != NM_OK) {
             s->mem->destroy(s->mem_state);
             free(s);
@@ -104,8 +116,19 @@ send_chunk(mesh_state *s, uint64_t stream, const void *const *ptrs,
     uint64_t deadline =
         nmi_mono_ns() + (uint64_t)s->cfg.send_timeout_ms * 1000000u;
     uint64_t backoff = 200;
+    bool reopened = false;
     for (;;) {
         int rc = nm_mesh_send(s->cfg.mesh, s->cfg.peer, stream, ptrs, lens, n);
+        if (rc == NM_ECLOSED && !reopened) {
+            /* the stream was reset (retry budget, or the peer closed it):
+             * restart it on both ends and go on */
+            reopened = true;
+            (void)nm_mesh_close_stream(s->cfg.mesh, s->cfg.peer, stream);
+            rc = open_one(s, stream);
+            if (rc == NM_OK) {
+                continue;
+            }
+        }
         if (rc != NM_EBACKPRESSURE) {
             return rc;
         }
@@ -279,7 +302,17 @@ nm_mesh_bridge_open(nm_mesh_t *mesh, nm_bus *bus, uint64_t stream_base,
     b->bus = bus;
     b->base = stream_base ? stream_base : NM_MESH_BUS_STREAM_BASE;
     pthread_mutex_init(&b->mu, NULL);
-    int rc = nm_mesh_tap_streams(mesh, b->base, shards, bridge_fn, b);
+    /* the streams the sender opens arrive reliable and are delivered in
+     * sequence order here (in_order is a receive-side setting) */
+    nm_stream_config sc;
+    bus_stream_config(NM_RELIABLE, 1u << 20, &sc);
+    int rc = nm_mesh_set_stream_defaults(mesh, b->base, shards, &sc);
+    if (rc == NM_OK) {
+        rc = nm_mesh_tap_streams(mesh, b->base, shards, bridge_fn, b);
+        if (rc != NM_OK) {
+            (void)nm_mesh_set_stream_defaults(mesh, b->base, 0, NULL);
+        }
+    }
     if (rc != NM_OK) {
         pthread_mutex_destroy(&b->mu);
         free(b);
@@ -307,6 +340,7 @@ nm_mesh_bridge_close(nm_mesh_bridge *b)
         return;
     }
     (void)nm_mesh_tap_streams(b->mesh, b->base, 0, NULL, NULL);
+    (void)nm_mesh_set_stream_defaults(b->mesh, b->base, 0, NULL);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
