@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "core/core.h"
+#include "mesh/mesh_ext.h"
 
 #define DEMO_CHECK(call)                                                      \
     do {                                                                      \
@@ -112,6 +113,101 @@ mesh_link(nm_mesh_t *from, nm_mesh_t *to)
                                   5000) == NM_OK;
 }
 
+/* 8. Capability discovery across the relayed mesh, and a channel that
+ * demands a token: C announces a GPU, A (two hops away) finds it in its
+ * local index; C serves an authenticated channel; A subscribes with a
+ * token C issued it and receives, B without one is refused. */
+static bool
+demo_caps_and_channel(nm_mesh_t *a, nm_mesh_t *b, nm_mesh_t *c)
+{
+    nm_discovery *da = NULL, *db = NULL, *dc = NULL;
+    nm_channels_t *ca = NULL, *cb = NULL, *cc = NULL;
+    nm_capset *caps = NULL;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    bool found = false, got = false, refused = false;
+    uint64_t cid = nm_mesh_node_id(c);
+    bool ok = nm_discovery_open(a, NULL, &da) == NM_OK &&
+              nm_discovery_open(b, NULL, &db) == NM_OK &&
+              nm_discovery_open(c, NULL, &dc) == NM_OK &&
+              nm_capset_new(&caps) == NM_OK;
+    if (ok) {
+        nm_hardware hw = {.cpu_cores = 16, .memory_gb = 64, .has_gpu = true};
+        hw.gpu.vendor = NM_GPU_NVIDIA;
+        hw.gpu.model = "h100";
+        hw.gpu.vram_gb = 80;
+        ok = nm_capset_set_hardware(caps, &hw) == NM_OK &&
+             nm_discovery_announce(dc, caps) == NM_OK;
+    }
+    nm_capfilter f = NM_CAPFILTER_INIT;
+    f.require_gpu = true;
+    for (int i = 0; ok && !found && i < 300; i++) {
+        if (nm_discovery_find_nodes(da, &f, &ids, &n) == NM_OK) {
+            found = n == 1 && ids[0] == cid;
+            free(ids);
+            ids = NULL;
+        }
+        if (!found) {
+            nm_mesh_event ev; /* a bounded 10 ms wait */
+            (void)nm_mesh_next_event(a, 10, &ev);
+        }
+    }
+    printf("\n8. capability discovery: C announced a GPU (signed, flooded "
+           "through B);\n   A's local index finds it two hops away: %s\n",
+           found ? "holds" : "BROKEN");
+
+    const char *chan = "demo/gpu-jobs";
+    ok = ok && nm_channels_open(a, NULL, &ca) == NM_OK &&
+         nm_channels_open(b, NULL, &cb) == NM_OK &&
+         nm_channels_open(c, NULL, &cc) == NM_OK;
+    nm_channel_config cfg;
+    nm_channel_config_init(&cfg, chan);
+    cfg.require_token = true; /* rooted in C's own identity */
+    cfg.reliable = true;
+    ok = ok && nm_channels_register(cc, &cfg) == NM_OK;
+    uint64_t hash = 0;
+    uint8_t a_entity[NM_ENTITY_ID_BYTES];
+    nm_token tok;
+    nm_token_chain chain;
+    nm_token_chain_init(&chain);
+    ok = ok && nm_channel_hash(chan, strlen(chan), &hash) == NM_OK &&
+         nm_mesh_entity_id(a, a_entity) == NM_OK &&
+         nm_token_issue(nmi_mesh_identity(c), a_entity, NM_SCOPE_SUBSCRIBE,
+                        hash, 600, 0, &tok) == NM_OK &&
+         nm_token_chain_push(&chain, &tok) == NM_OK;
+    nm_channel_reason why = NM_CHAN_OK;
+    if (ok) {
+        nm_subscribe_opts so = {.size = sizeof(so), .token = &chain};
+        ok = nm_channels_subscribe(ca, cid, chan, &so, 3000, &why) == NM_OK;
+        refused = nm_channels_subscribe(cb, cid, chan, NULL, 3000, &why) ==
+                      NM_ECHANREJECTED &&
+                  why == NM_CHAN_UNAUTHORIZED;
+    }
+    nm_publish_report rep = {0};
+    if (ok && nm_channels_publish(cc, chan, "job-1", 5, &rep) == NM_OK) {
+        nm_channel_delivery *d = NULL;
+        if (nm_channels_recv(ca, 3000, &d) == NM_OK) {
+            got = d->count == 1 && d->msgs[0].len == 5 &&
+                  memcmp(d->msgs[0].data, "job-1", 5) == 0;
+            nm_channel_delivery_free(d);
+        }
+    }
+    printf("   channel %s (token required): A with C's token receives "
+           "(%llu/%llu delivered): %s\n",
+           chan, (unsigned long long)rep.delivered,
+           (unsigned long long)rep.attempted, got ? "holds" : "BROKEN");
+    printf("   B without a token is refused (Unauthorized): %s\n",
+           refused ? "holds" : "BROKEN");
+    nm_channels_close(ca);
+    nm_channels_close(cb);
+    nm_channels_close(cc);
+    nm_discovery_close(da);
+    nm_discovery_close(db);
+    nm_discovery_close(dc);
+    nm_capset_free(caps);
+    return found && got && refused;
+}
+
 static bool
 demo_mesh(void)
 {
@@ -176,6 +272,9 @@ demo_mesh(void)
     bool delivered = ok && got == MSGS && ordered;
     printf("   every message exactly once, in order: %s\n",
            delivered ? "holds" : "BROKEN");
+    if (delivered) {
+        delivered = demo_caps_and_channel(a, b, c);
+    }
     nm_mesh_close(a);
     nm_mesh_close(b);
     nm_mesh_close(c);
