@@ -515,7 +515,7 @@ nmi_mesh_ext_detach(nm_mesh_t *m, void *ctx)
     m->n_evh = hooks_drop(m->ev_h, m->n_evh, ctx);
     m->n_tickh = hooks_drop(m->tick_h, m->n_tickh, ctx);
     bool self = !m->threaded ||
-                (m->io_started && pthread_equal(pthread_self(), m->io_thread));
+                (m->io_known && pthread_equal(pthread_self(), m->io_self));
     while (!self && m->ext_busy > 0) {
         pthread_cond_wait(&m->cv, &m->mu);
     }
@@ -1107,6 +1107,10 @@ static void *
 io_main(void *arg)
 {
     nm_mesh_t *m = arg;
+    pthread_mutex_lock(&m->mu);
+    m->io_self = pthread_self(); /* io_thread is written by the creator */
+    m->io_known = true;
+    pthread_mutex_unlock(&m->mu);
     uv_run(&m->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -1296,8 +1300,10 @@ nm_mesh_open(const nm_mesh_config *cfg, nm_mesh_t **out)
     m->fast_tick = true;
     uv_timer_start(&m->timer, on_timer, NMI_NODE_TICK_US / 1000u, 0);
     uv_check_start(&m->check, on_check);
+    m->io_started = true; /* before the thread exists: it reads it */
     int prc = pthread_create(&m->io_thread, NULL, io_main, m);
     if (prc != 0) {
+        m->io_started = false;
         m->closing = true;
         on_async(&m->async);
         uv_run(&m->loop, UV_RUN_DEFAULT);
@@ -1305,7 +1311,6 @@ nm_mesh_open(const nm_mesh_config *cfg, nm_mesh_t **out)
         node_free(m);
         return nmi_err(NM_ENOMEM, "mesh: cannot start the I/O thread");
     }
-    m->io_started = true;
     *out = m;
     return NM_OK;
 }

@@ -164,6 +164,8 @@ struct nm_mesh {
     uv_check_t check;
     pthread_t io_thread;
     bool io_started;
+    pthread_t io_self; /* set by the I/O thread itself (under mu) */
+    bool io_known;
     bool active;    /* last tick saw streams in flight / with gaps */
     bool fast_tick; /* the timer runs at NMI_NODE_TICK_US */
     bool want_fast; /* a sender asked the loop for the fast tick */
