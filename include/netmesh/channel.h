@@ -76,6 +76,10 @@ typedef bool (*nm_channels_entity_fn)(void *ctx, uint64_t node_id,
                                       uint8_t out[NM_ENTITY_ID_BYTES]);
 /* Unix seconds for token windows (tests, simulations). */
 typedef uint64_t (*nm_channels_clock_fn)(void *ctx);
+/* A node's capability set (a new set the caller frees), or false when
+ * unknown. nm_discovery_caps_of (netmesh/discovery.h) is one. */
+typedef bool (*nm_channels_caps_fn)(void *ctx, uint64_t node_id,
+                                    nm_capset **out);
 
 typedef struct nm_channels_config {
     size_t size; /* sizeof(nm_channels_config) */
@@ -83,6 +87,11 @@ typedef struct nm_channels_config {
      * announcement layer fills it). NULL = nothing known: a non-empty
      * caps filter then refuses (fail closed). */
     nm_capindex *caps;
+    /* Or a lookup (takes precedence over caps): e.g. nm_discovery_caps_of
+     * with the node's nm_discovery as ctx, so announcements gate
+     * subscriptions. */
+    nm_channels_caps_fn caps_of;
+    void *caps_ctx;
     /* Subnets: this node's subnet (default GLOBAL) and the mesh-wide
      * policy deriving a peer's subnet from its capabilities (borrowed;
      * NULL = peer subnets unknown). */
@@ -90,7 +99,9 @@ typedef struct nm_channels_config {
     const nm_subnet_policy *subnet_policy;
     /* Token subject binding. NULL (default): the token's subject must be
      * the entity whose node id (nm_entity_node_id) is the session peer's
-     * node id. Set: the subject must equal what fn returns. */
+     * node id. Set: the subject must equal what fn returns
+     * (nm_discovery_entity_of: the entity a peer's signed announcements
+     * bound to its node id, trust on first use). */
     nm_channels_entity_fn entity_of;
     void *entity_ctx;
     nm_channels_clock_fn clock; /* NULL = wall clock */

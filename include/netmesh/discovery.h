@@ -130,6 +130,16 @@ NM_API int nm_discovery_find_best_node(nm_discovery *d, const nm_capreq *req,
  * its announcement version (0 for this node). NM_ENOTFOUND. */
 NM_API int nm_discovery_get(nm_discovery *d, uint64_t node_id, nm_capset **out,
                             uint64_t *version);
+/* Lookups shaped for the channel service (netmesh/channel.h): ctx is the
+ * nm_discovery. caps_of: a copy of node_id's announced set (free with
+ * nm_capset_free), false when unknown. entity_of: the entity id its
+ * signed announcements bound to node_id (trust on first use), false when
+ * none yet. Thread-safe. */
+NM_API bool nm_discovery_caps_of(void *discovery, uint64_t node_id,
+                                 nm_capset **out);
+NM_API bool nm_discovery_entity_of(void *discovery, uint64_t node_id,
+                                   uint8_t out[NM_ENTITY_ID_BYTES]);
+
 /* Entries in the local index (this node included once it announced). */
 NM_API size_t nm_discovery_count(nm_discovery *d);
 

@@ -804,6 +804,33 @@ nm_discovery_stats_get(nm_discovery *d, nm_discovery_stats *out)
     pthread_mutex_unlock(&d->mu);
 }
 
+bool
+nm_discovery_caps_of(void *discovery, uint64_t node_id, nm_capset **out)
+{
+    if (discovery == NULL || out == NULL) {
+        return false;
+    }
+    return nm_discovery_get(discovery, node_id, out, NULL) == NM_OK;
+}
+
+bool
+nm_discovery_entity_of(void *discovery, uint64_t node_id,
+                       uint8_t out[NM_ENTITY_ID_BYTES])
+{
+    nm_discovery *d = discovery;
+    if (d == NULL || out == NULL) {
+        return false;
+    }
+    pthread_mutex_lock(&d->mu);
+    origin *o = nmi_u64map_get(&d->origins, node_id);
+    bool ok = o != NULL;
+    if (ok) {
+        memcpy(out, o->entity, NM_ENTITY_ID_BYTES);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return ok;
+}
+
 int
 nmi_discovery_pin(nm_discovery *d, uint64_t node_id,
                   const uint8_t entity_id[NM_ENTITY_ID_BYTES])

@@ -162,7 +162,18 @@ filter_copy(const nm_capfilter *src, nmi_filter_copy **out)
     return NM_OK;
 }
 
-/* Does node's set (from the caps index; none known = the empty set, so a
+/* A node's capabilities from the lookup or the index; false = unknown. */
+static bool
+caps_lookup(nm_channels_t *ch, uint64_t node, nm_capset **s)
+{
+    if (ch->cfg.caps_of != NULL) {
+        return ch->cfg.caps_of(ch->cfg.caps_ctx, node, s);
+    }
+    return ch->cfg.caps != NULL &&
+           nm_capindex_get(ch->cfg.caps, node, s, NULL) == NM_OK;
+}
+
+/* Does node's set (from the caps lookup; none known = the empty set, so a
  * non-empty filter refuses) pass f? */
 static bool
 caps_ok(nm_channels_t *ch, const nmi_filter_copy *f, uint64_t node)
@@ -171,8 +182,7 @@ caps_ok(nm_channels_t *ch, const nmi_filter_copy *f, uint64_t node)
         return true;
     }
     nm_capset *s = NULL;
-    if (ch->cfg.caps == NULL ||
-        nm_capindex_get(ch->cfg.caps, node, &s, NULL) != NM_OK) {
+    if (!caps_lookup(ch, node, &s)) {
         if (nm_capset_new(&s) != NM_OK) {
             return false;
         }
@@ -192,8 +202,7 @@ peer_visible(nm_channels_t *ch, const nmi_chan *c, uint64_t node)
     nm_subnet_id dst = NM_SUBNET_GLOBAL;
     bool known = false;
     nm_capset *s = NULL;
-    if (ch->cfg.subnet_policy != NULL && ch->cfg.caps != NULL &&
-        nm_capindex_get(ch->cfg.caps, node, &s, NULL) == NM_OK) {
+    if (ch->cfg.subnet_policy != NULL && caps_lookup(ch, node, &s)) {
         dst = nm_subnet_policy_assign_capset(ch->cfg.subnet_policy, s);
         known = true;
         nm_capset_free(s);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <netmesh/channel.h>
+#include <netmesh/discovery.h>
 #include <netmesh/error.h>
 #include <netmesh/mesh.h>
 
@@ -1087,4 +1088,91 @@ Test(channels, threaded_udp)
     nm_channels_close(pc);
     nm_mesh_close(sm);
     nm_mesh_close(pm);
+}
+
+/* ---- gated by real announcements (netmesh/discovery.h) -------------- */
+
+Test(channels, discovery_gates_caps_and_binds_entities, .init = setup)
+{
+    tnode p, g, c, x;
+    tnode *all[] = {&p, &g, &c, &x};
+    mk(&p, 1);
+    mk(&g, 2);
+    mk(&c, 3);
+    mk(&x, 4);
+    connect_direct(&g, &p, all, 4);
+    connect_direct(&c, &p, all, 4);
+    connect_direct(&x, &p, all, 4);
+    nm_discovery *dp = NULL, *dg = NULL, *dc = NULL;
+    cr_assert_eq(nm_discovery_open(p.m, NULL, &dp), NM_OK);
+    cr_assert_eq(nm_discovery_open(g.m, NULL, &dg), NM_OK);
+    cr_assert_eq(nm_discovery_open(c.m, NULL, &dc), NM_OK);
+    nm_capset *gpu = NULL, *cpu = NULL;
+    cr_assert_eq(nm_capset_new(&gpu), NM_OK);
+    cr_assert_eq(nm_capset_new(&cpu), NM_OK);
+    nm_hardware hw = {.cpu_cores = 8, .memory_gb = 32, .has_gpu = true};
+    hw.gpu.vendor = NM_GPU_NVIDIA;
+    hw.gpu.model = "a100";
+    hw.gpu.vram_gb = 40;
+    cr_assert_eq(nm_capset_set_hardware(gpu, &hw), NM_OK);
+    hw.has_gpu = false;
+    cr_assert_eq(nm_capset_set_hardware(cpu, &hw), NM_OK);
+    cr_assert_eq(nm_discovery_announce(dg, gpu), NM_OK);
+    cr_assert_eq(nm_discovery_announce(dc, cpu), NM_OK);
+    for (int i = 0; i < 2000 && nm_discovery_count(dp) < 2; i++) {
+        pump(all, 4, 1);
+    }
+    cr_assert_eq(nm_discovery_count(dp), 2, "P indexed G and C");
+    uint8_t ent[32];
+    cr_assert(nm_discovery_entity_of(dp, g.id, ent));
+    cr_assert_eq(memcmp(ent, g.entity, 32), 0);
+    cr_assert(!nm_discovery_entity_of(dp, x.id, ent), "X never announced");
+
+    /* P's channel service consults the announcements */
+    nm_channels_close(p.ch);
+    nm_channels_config pc = ccfg;
+    pc.caps_of = nm_discovery_caps_of;
+    pc.caps_ctx = dp;
+    pc.entity_of = nm_discovery_entity_of;
+    pc.entity_ctx = dp;
+    cr_assert_eq(nm_channels_open(p.m, &pc, &p.ch), NM_OK);
+    nm_capfilter f = NM_CAPFILTER_INIT;
+    f.require_gpu = true;
+    nm_channel_config cc;
+    nm_channel_config_init(&cc, "jobs/gpu");
+    cc.subscribe_caps = &f;
+    cc.require_token = true; /* rooted in P */
+    cr_assert_eq(nm_channels_register(p.ch, &cc), NM_OK);
+
+    nm_channel_reason why = NM_CHAN_OK;
+    nm_token_chain tg = token_for(p.ident, g.entity, "jobs/gpu",
+                                  NM_SCOPE_SUBSCRIBE, unix_now, 600);
+    nm_subscribe_opts so = {.size = sizeof(so), .token = &tg};
+    cr_assert_eq(sub(&g, &p, all, 4, "jobs/gpu", &so, &why), NM_OK,
+                 "GPU node with a token: %s", nm_channel_reason_name(why));
+    nm_token_chain tc = token_for(p.ident, c.entity, "jobs/gpu",
+                                  NM_SCOPE_SUBSCRIBE, unix_now, 600);
+    so.token = &tc;
+    cr_assert_eq(sub(&c, &p, all, 4, "jobs/gpu", &so, &why), NM_ECHANREJECTED,
+                 "announced no GPU");
+    cr_assert_eq(why, NM_CHAN_UNAUTHORIZED);
+    /* X holds a valid token but never announced: its entity is unknown
+     * to P, so the binding fails closed (and it has no caps either) */
+    nm_token_chain tx = token_for(p.ident, x.entity, "jobs/gpu",
+                                  NM_SCOPE_SUBSCRIBE, unix_now, 600);
+    so.token = &tx;
+    cr_assert_eq(sub(&x, &p, all, 4, "jobs/gpu", &so, &why), NM_ECHANREJECTED);
+    nm_publish_report r = pub1(&p, "jobs/gpu", "train");
+    cr_assert_eq(r.attempted, 1);
+    pump(all, 4, 3);
+    cr_assert_eq(drain(&g, "jobs/gpu"), 1);
+    cr_assert_eq(drain(&c, NULL), 0);
+    nm_channels_close(p.ch);
+    p.ch = NULL;
+    nm_discovery_close(dp);
+    nm_discovery_close(dg);
+    nm_discovery_close(dc);
+    nm_capset_free(gpu);
+    nm_capset_free(cpu);
+    fini(all, 4);
 }
