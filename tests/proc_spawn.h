@@ -136,4 +136,26 @@ nmt_proc_stop(nmt_proc *p, int sig)
     return r < 0 ? -1 : st;
 }
 
+/* The string value of "key" in a one-line JSON object such as
+ * `netmesh node --json-events` prints, into out[cap]; false when absent
+ * or too long. (Just enough for those lines: no escapes.) */
+static inline bool
+nmt_json_field(const char *line, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+    const char *p = strstr(line, pat);
+    if (p == NULL) {
+        return false;
+    }
+    p += strlen(pat);
+    size_t n = strcspn(p, "\"");
+    if (n >= cap) {
+        return false;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
+}
+
 #endif

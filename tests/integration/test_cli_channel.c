@@ -12,25 +12,6 @@
 #include "cli_run.h"
 #include "proc_spawn.h"
 
-static bool
-field(const char *line, const char *key, char *out, size_t cap)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-    const char *p = strstr(line, pat);
-    if (p == NULL) {
-        return false;
-    }
-    p += strlen(pat);
-    size_t n = strcspn(p, "\"");
-    if (n >= cap) {
-        return false;
-    }
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return true;
-}
-
 Test(cli_channel, node_subscribe_publish, .timeout = 60)
 {
     char psk[] = "/tmp/nm-chan-psk-XXXXXX";
@@ -51,9 +32,9 @@ Test(cli_channel, node_subscribe_publish, .timeout = 60)
     nmt_proc_start(&node, nargv);
     char line[1024], addr[64], id[32], pub[80];
     cr_assert(nmt_proc_line(&node, line, sizeof(line), 5000));
-    cr_assert(field(line, "addr", addr, sizeof(addr)) &&
-              field(line, "node_id", id, sizeof(id)) &&
-              field(line, "static_pubkey", pub, sizeof(pub)));
+    cr_assert(nmt_json_field(line, "addr", addr, sizeof(addr)) &&
+              nmt_json_field(line, "node_id", id, sizeof(id)) &&
+              nmt_json_field(line, "static_pubkey", pub, sizeof(pub)));
 
     /* a subscriber prints two messages, then exits */
     nmt_proc sub;

@@ -42,25 +42,6 @@ unhex(const char *s, uint8_t *out, size_t n)
     }
 }
 
-static bool
-field(const char *line, const char *key, char *out, size_t cap)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-    const char *p = strstr(line, pat);
-    if (p == NULL) {
-        return false;
-    }
-    p += strlen(pat);
-    size_t n = strcspn(p, "\"");
-    if (n >= cap) {
-        return false;
-    }
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return true;
-}
-
 /* Receive one datagram (bounded wait). */
 static ssize_t
 recv_one(int fd, uint8_t *buf, size_t cap, int timeout_ms)
@@ -93,9 +74,9 @@ Test(mesh_interop, raw_v1_client_gets_its_echo, .timeout = 30)
     nmt_proc_start(&node, argv);
     char line[1024], addr[64], idhex[32], pubhex[80];
     cr_assert(nmt_proc_line(&node, line, sizeof(line), 5000));
-    cr_assert(field(line, "addr", addr, sizeof(addr)) &&
-              field(line, "node_id", idhex, sizeof(idhex)) &&
-              field(line, "static_pubkey", pubhex, sizeof(pubhex)));
+    cr_assert(nmt_json_field(line, "addr", addr, sizeof(addr)) &&
+              nmt_json_field(line, "node_id", idhex, sizeof(idhex)) &&
+              nmt_json_field(line, "static_pubkey", pubhex, sizeof(pubhex)));
     uint64_t node_id = strtoull(idhex, NULL, 16);
     uint8_t node_pub[32];
     unhex(pubhex, node_pub, 32);

@@ -78,25 +78,6 @@ setup_netns(char *why, size_t cap)
     return ok;
 }
 
-static bool
-field(const char *line, const char *key, char *out, size_t cap)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-    const char *p = strstr(line, pat);
-    if (p == NULL) {
-        return false;
-    }
-    p += strlen(pat);
-    size_t n = strcspn(p, "\"");
-    if (n >= cap) {
-        return false;
-    }
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return true;
-}
-
 Test(mesh_netns, nodes_across_a_veth_pair, .timeout = 60)
 {
     char why[256];
@@ -141,9 +122,9 @@ Test(mesh_netns, nodes_across_a_veth_pair, .timeout = 60)
     char line[1024], addr[64], id[32], pub[80];
     cr_assert(nmt_proc_line(&hub, line, sizeof(line), 5000),
               "hub printed nothing");
-    cr_assert(field(line, "addr", addr, sizeof(addr)) &&
-                  field(line, "node_id", id, sizeof(id)) &&
-                  field(line, "static_pubkey", pub, sizeof(pub)),
+    cr_assert(nmt_json_field(line, "addr", addr, sizeof(addr)) &&
+                  nmt_json_field(line, "node_id", id, sizeof(id)) &&
+                  nmt_json_field(line, "static_pubkey", pub, sizeof(pub)),
               "%s", line);
     cr_assert_eq(strncmp(addr, net, strlen(net)), 0, "bound to %s", addr);
 
