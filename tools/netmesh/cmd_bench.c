@@ -65,7 +65,8 @@ nm_cmd_bench(int argc, char **argv)
     if (!group) {
         return nm_cli_usage_error(
             "usage: netmesh bench "
-            "<bus|crypto|redis|jetstream|redex|caps|cortex|all> [--json] "
+            "<bus|crypto|redis|jetstream|redex|caps|cortex|mesh|channels|all> "
+            "[--json] "
             "[--runs N] [--scale X] [--url URL]");
     }
     int rc = 0, found = 0;
