@@ -15,21 +15,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Exactly 2*n hex digits (either case) -> n bytes. */
 static bool
 hex_decode(const char *s, size_t slen, uint8_t *out, size_t n)
@@ -38,7 +23,7 @@ hex_decode(const char *s, size_t slen, uint8_t *out, size_t n)
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = nmi_hexval(s[2 * i]), lo = nmi_hexval(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return false;
         }

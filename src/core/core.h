@@ -117,4 +117,20 @@ nmi_cpu_relax(void)
 #endif
 }
 
+/* nmi_hexval - the value of one hex digit (either case), or -1. */
+static inline int
+nmi_hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 #endif

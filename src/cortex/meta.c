@@ -7,6 +7,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "core/core.h"
+
 void
 nm_cortex_meta_encode(const nm_cortex_meta *m,
                       uint8_t out[NM_CORTEX_META_SIZE])
@@ -107,21 +109,6 @@ nm_write_token_format(const nm_write_token *t, char *buf, size_t cap)
     return NM_OK;
 }
 
-static int
-hexv(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int
 nm_write_token_parse(const char *s, nm_write_token *out)
 {
@@ -141,7 +128,7 @@ nm_write_token_parse(const char *s, nm_write_token *out)
     }
     uint64_t o = 0;
     for (int i = 0; i < 16; i++) {
-        int v = hexv(s[i]);
+        int v = nmi_hexval(s[i]);
         if (v < 0) {
             return nmi_err(NM_EINVAL,
                            "write token: origin must be 16 hex digits");

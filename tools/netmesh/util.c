@@ -11,6 +11,8 @@
 
 #include <netmesh.h>
 
+#include "core/core.h"
+
 int
 nm_cli_usage_error(const char *fmt, ...)
 {
@@ -40,27 +42,12 @@ nm_cli_fail(int rc, const char *fmt, ...)
     return NM_CLI_EXIT_FAIL;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int
 nm_cli_hex_decode(const char *hex, uint8_t *out, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        int hi = hexval(hex[2 * i]);
-        int lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+        int hi = nmi_hexval(hex[2 * i]);
+        int lo = hi < 0 ? -1 : nmi_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return -1;
         }

@@ -25,21 +25,6 @@ nmi_redis_url_free(nmi_redis_url *u)
     memset(u, 0, sizeof(*u));
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Percent-decode [p, p+n) into a new string; NULL on a bad escape, a NUL
  * byte, or no memory (*oom tells which). */
 static char *
@@ -54,8 +39,8 @@ pct_decode(const char *p, size_t n, bool *oom)
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval(p[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+            int hi = i + 2 < n ? nmi_hexval(p[i + 1]) : -1;
+            int lo = i + 2 < n ? nmi_hexval(p[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 free(out);
                 return NULL;
@@ -172,7 +157,7 @@ nmi_redis_url_parse(const char *url, nmi_redis_url *out)
             goto fail;
         }
         for (const char *p = hp + 1; p < rb; p++) {
-            if (!(hexval(*p) >= 0 || *p == ':' || *p == '.')) {
+            if (!(nmi_hexval(*p) >= 0 || *p == ':' || *p == '.')) {
                 rc = nmi_err(NM_EINVAL, "redis adapter: url has a bad "
                                         "[IPv6] host");
                 goto fail;
