@@ -185,6 +185,34 @@ void nmi_cx_unref(nmi_cx_model *m);
 /* Check a public handle: non-NULL and of this kind. */
 int nmi_cx_check(const nmi_cx_model *m, const nmi_cx_kind *kind);
 
+/* Reads inside a read guard (inline: view_get is the <= 10 ns path). */
+static inline const void *
+nmi_cx_view_get(const void *view, uint64_t id)
+{
+    return view ? nmi_cx_table_get(&((const nmi_cx_model *)view)->tab, id)
+                : NULL;
+}
+
+static inline size_t
+nmi_cx_view_count(const void *view)
+{
+    return view ? ((const nmi_cx_model *)view)->tab.n : 0;
+}
+
+static inline const void *
+nmi_cx_view_at(const void *view, size_t i)
+{
+    const nmi_cx_model *m = view;
+    return m && i < m->tab.n ? nmi_cx_table_at(&m->tab, i) : NULL;
+}
+
+/* The kind-independent halves of the public count / read-guard calls
+ * (tasks and memories wrap them with their types). A view is the model
+ * itself, read-locked between read_begin and read_end. */
+int nmi_cx_count(nmi_cx_model *m, const nmi_cx_kind *kind, size_t *out);
+const void *nmi_cx_read_begin(nmi_cx_model *m, const nmi_cx_kind *kind);
+void nmi_cx_read_end(const void *view);
+
 /* Append one event: w holds NM_CORTEX_META_SIZE placeholder bytes and
  * then the postcard payload. Fills the meta (origin, next seq_or_ts,
  * checksum v2), appends, fills *tok. */

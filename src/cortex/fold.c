@@ -35,6 +35,40 @@ nmi_cx_check(const nmi_cx_model *m, const nmi_cx_kind *kind)
     return NM_OK;
 }
 
+int
+nmi_cx_count(nmi_cx_model *m, const nmi_cx_kind *kind, size_t *out)
+{
+    int rc = nmi_cx_check(m, kind);
+    if (rc) {
+        return rc;
+    }
+    if (!out) {
+        return nmi_err(NM_EINVAL, "out must not be NULL");
+    }
+    pthread_rwlock_rdlock(&m->rw);
+    *out = m->tab.n;
+    pthread_rwlock_unlock(&m->rw);
+    return NM_OK;
+}
+
+const void *
+nmi_cx_read_begin(nmi_cx_model *m, const nmi_cx_kind *kind)
+{
+    if (nmi_cx_check(m, kind)) {
+        return NULL;
+    }
+    pthread_rwlock_rdlock(&m->rw);
+    return m;
+}
+
+void
+nmi_cx_read_end(const void *view)
+{
+    if (view) {
+        pthread_rwlock_unlock(&((nmi_cx_model *)view)->rw);
+    }
+}
+
 /* ---------------------------------------------------------------- fold */
 
 /* Record the outcome of event `seq` (rc NM_OK = applied). Fold thread,

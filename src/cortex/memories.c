@@ -905,17 +905,7 @@ nm_cortex_memories_exists_where(nm_cortex_memories *m,
 int
 nm_cortex_memories_count(nm_cortex_memories *m, size_t *out)
 {
-    int rc = nmi_cx_check(M(m), KIND);
-    if (rc) {
-        return rc;
-    }
-    if (!out) {
-        return nmi_err(NM_EINVAL, "out must not be NULL");
-    }
-    pthread_rwlock_rdlock(&M(m)->rw);
-    *out = M(m)->tab.n;
-    pthread_rwlock_unlock(&M(m)->rw);
-    return NM_OK;
+    return nmi_cx_count(M(m), KIND, out);
 }
 
 int
@@ -946,38 +936,31 @@ nm_cortex_memories_find_unique(nm_cortex_memories *m, uint64_t id,
 const nm_cortex_memories_view *
 nm_cortex_memories_read_begin(nm_cortex_memories *m)
 {
-    if (nmi_cx_check(M(m), KIND)) {
-        return NULL;
-    }
-    pthread_rwlock_rdlock(&M(m)->rw);
-    return (const nm_cortex_memories_view *)m;
+    return nmi_cx_read_begin(M(m), KIND);
 }
 
 const nm_cortex_memory *
 nm_cortex_memories_view_get(const nm_cortex_memories_view *v, uint64_t id)
 {
-    return v ? nmi_cx_table_get(&((const nmi_cx_model *)v)->tab, id) : NULL;
+    return nmi_cx_view_get(v, id);
 }
 
 size_t
 nm_cortex_memories_view_count(const nm_cortex_memories_view *v)
 {
-    return v ? ((const nmi_cx_model *)v)->tab.n : 0;
+    return nmi_cx_view_count(v);
 }
 
 const nm_cortex_memory *
 nm_cortex_memories_view_at(const nm_cortex_memories_view *v, size_t i)
 {
-    const nmi_cx_model *m = (const nmi_cx_model *)v;
-    return m && i < m->tab.n ? nmi_cx_table_at(&m->tab, i) : NULL;
+    return nmi_cx_view_at(v, i);
 }
 
 void
 nm_cortex_memories_read_end(const nm_cortex_memories_view *v)
 {
-    if (v) {
-        pthread_rwlock_unlock(&((nmi_cx_model *)v)->rw);
-    }
+    nmi_cx_read_end(v);
 }
 
 /* ------------------------------------------------------------- watches */

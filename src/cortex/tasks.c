@@ -712,17 +712,7 @@ nm_cortex_tasks_exists_where(nm_cortex_tasks *t,
 int
 nm_cortex_tasks_count(nm_cortex_tasks *t, size_t *out)
 {
-    int rc = nmi_cx_check(M(t), KIND);
-    if (rc) {
-        return rc;
-    }
-    if (!out) {
-        return nmi_err(NM_EINVAL, "out must not be NULL");
-    }
-    pthread_rwlock_rdlock(&M(t)->rw);
-    *out = M(t)->tab.n;
-    pthread_rwlock_unlock(&M(t)->rw);
-    return NM_OK;
+    return nmi_cx_count(M(t), KIND, out);
 }
 
 int
@@ -753,38 +743,31 @@ nm_cortex_tasks_find_unique(nm_cortex_tasks *t, uint64_t id,
 const nm_cortex_tasks_view *
 nm_cortex_tasks_read_begin(nm_cortex_tasks *t)
 {
-    if (nmi_cx_check(M(t), KIND)) {
-        return NULL;
-    }
-    pthread_rwlock_rdlock(&M(t)->rw);
-    return (const nm_cortex_tasks_view *)t;
+    return nmi_cx_read_begin(M(t), KIND);
 }
 
 const nm_cortex_task *
 nm_cortex_tasks_view_get(const nm_cortex_tasks_view *v, uint64_t id)
 {
-    return v ? nmi_cx_table_get(&((const nmi_cx_model *)v)->tab, id) : NULL;
+    return nmi_cx_view_get(v, id);
 }
 
 size_t
 nm_cortex_tasks_view_count(const nm_cortex_tasks_view *v)
 {
-    return v ? ((const nmi_cx_model *)v)->tab.n : 0;
+    return nmi_cx_view_count(v);
 }
 
 const nm_cortex_task *
 nm_cortex_tasks_view_at(const nm_cortex_tasks_view *v, size_t i)
 {
-    const nmi_cx_model *m = (const nmi_cx_model *)v;
-    return m && i < m->tab.n ? nmi_cx_table_at(&m->tab, i) : NULL;
+    return nmi_cx_view_at(v, i);
 }
 
 void
 nm_cortex_tasks_read_end(const nm_cortex_tasks_view *v)
 {
-    if (v) {
-        pthread_rwlock_unlock(&((nmi_cx_model *)v)->rw);
-    }
+    nmi_cx_read_end(v);
 }
 
 /* ------------------------------------------------------------- watches */
