@@ -190,6 +190,7 @@ struct nm_mesh {
     uint64_t withdraw_seq;
     uint64_t fail_peer; /* the peer being failed (withdrawal source) */
     uint64_t last_nack_us, last_sweep_us, last_pw_us;
+    bool grants_pending; /* some peer has grants_dirty (flush_locked) */
 
     /* received deliveries, oldest first */
     nmi_delivery *rx_head, *rx_tail;

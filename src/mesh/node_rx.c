@@ -123,6 +123,7 @@ on_data(nm_mesh_t *m, nmi_peer *p, const nmi_wire_header *h, const uint8_t *pt,
     if (r == NMI_RX_DELIVER || r == NMI_RX_BUFFERED || r == NMI_RX_DUPLICATE) {
         s->grant_dirty = true;
         p->grants_dirty = true;
+        m->grants_pending = true;
         s->regrant = 40; /* ~1 s of NACK ticks */
         if (r == NMI_RX_DUPLICATE) {
             /* a retransmission of what we have: our grant / ack was
@@ -643,6 +644,7 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
                 s->grant_dirty = true;
                 s->grant_force = true;
                 p->grants_dirty = true;
+                m->grants_pending = true;
             }
             nmi_wire_stream_nack k;
             if (nack_due && nmi_stream_rx_nack(&s->rx, &k)) {
@@ -687,9 +689,12 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
 void
 nmi_node_flush_locked(nm_mesh_t *m)
 {
-    if (m->closing) {
+    /* runs after every poll phase: skip the peer walk when nothing
+     * received since the last flush asked for a grant */
+    if (m->closing || !m->grants_pending) {
         return;
     }
+    m->grants_pending = false;
     for (size_t i = 0; i < m->peers.cap; i++) {
         nmi_peer *p = m->peers.vals[i];
         if (p != NULL && p->up && p->grants_dirty) {
