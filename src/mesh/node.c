@@ -289,7 +289,7 @@ nmi_node_peer_install(nm_mesh_t *m, nmi_peer *p, const nmi_session *sess,
     if (!was_healthy) {
         nmi_node_event(m, NM_MESH_EV_PEER_UP, p->node_id, 0);
     }
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
 }
 
 void
@@ -413,6 +413,7 @@ void
 nmi_node_event(nm_mesh_t *m, nm_mesh_event_kind kind, uint64_t peer,
                uint64_t stream_id)
 {
+    bool was_empty = m->rx_head == NULL && m->ev_len == 0;
     if (m->ev_len == NMI_NODE_EVENTS_MAX) {
         m->ev_head = (m->ev_head + 1) % NMI_NODE_EVENTS_MAX;
         m->ev_len--;
@@ -424,8 +425,10 @@ nmi_node_event(nm_mesh_t *m, nm_mesh_event_kind kind, uint64_t peer,
     e->peer = peer;
     e->stream_id = stream_id;
     m->ev_len++;
-    nmi_evfd_signal(m->evfd);
-    pthread_cond_broadcast(&m->cv);
+    if (was_empty && m->fd_used) {
+        nmi_evfd_signal(m->evfd);
+    }
+    nmi_node_wake(m);
     if (m->n_evh > 0) {
         if (m->hev_len == NMI_NODE_EVENTS_MAX) {
             m->hev_head = (m->hev_head + 1) % NMI_NODE_EVENTS_MAX;
@@ -482,7 +485,7 @@ void
 nmi_node_ext_done(nm_mesh_t *m)
 {
     if (--m->ext_busy == 0) {
-        pthread_cond_broadcast(&m->cv);
+        nmi_node_wake(m);
     }
 }
 
@@ -691,7 +694,7 @@ wait_until(nm_mesh_t *m, const struct timespec *ts, bool forever)
 static void
 maybe_drain_fd(nm_mesh_t *m)
 {
-    if (m->rx_head == NULL && m->ev_len == 0) {
+    if (m->fd_used && m->rx_head == NULL && m->ev_len == 0) {
         nmi_evfd_drain(m->evfd);
     }
 }
@@ -835,7 +838,7 @@ stop_worker(nm_mesh_t *m)
     pthread_mutex_lock(&m->mu);
     bool running = m->worker_running;
     m->worker_stop = true;
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
     pthread_mutex_unlock(&m->mu);
     if (running) {
         pthread_join(m->worker, NULL);
@@ -918,7 +921,7 @@ tap_main(void *arg)
         free(d);
         pthread_mutex_lock(&m->mu);
         m->tap_busy = false;
-        pthread_cond_broadcast(&m->cv);
+        nmi_node_wake(m);
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
@@ -993,10 +996,47 @@ nm_mesh_tap_streams(nm_mesh_t *m, uint64_t first, uint64_t count,
 int
 nm_mesh_fd(const nm_mesh_t *m)
 {
-    return m == NULL ? NM_EINVAL : m->evfd;
+    if (m == NULL) {
+        return NM_EINVAL;
+    }
+    /* The eventfd is written only once somebody asked for it: a system
+     * call per event or first delivery is a cost on every handshake and
+     * receive otherwise. The node is never a const object (nm_mesh_open
+     * allocates it), so the cast is sound. */
+    nm_mesh_t *w = (nm_mesh_t *)(uintptr_t)m;
+    pthread_mutex_lock(&w->mu);
+    if (!w->fd_used) {
+        w->fd_used = true;
+        if (w->rx_head != NULL || w->ev_len > 0) {
+            nmi_evfd_signal(w->evfd);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return m->evfd;
 }
 
 /* --------------------------------------------------- threaded driver */
+
+/* The I/O callbacks lock and unlock through these: waiters on m->cv are
+ * woken after the unlock (nmi_node_wake). */
+static void
+io_lock(nm_mesh_t *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->wake_defer = true;
+}
+
+static void
+io_unlock(nm_mesh_t *m)
+{
+    bool wake = m->wake_pending;
+    m->wake_pending = false;
+    m->wake_defer = false;
+    pthread_mutex_unlock(&m->mu);
+    if (wake) {
+        pthread_cond_broadcast(&m->cv);
+    }
+}
 
 static void
 on_port_recv(void *ctx, nmi_port *port, const nmi_addr *from,
@@ -1004,10 +1044,10 @@ on_port_recv(void *ctx, nmi_port *port, const nmi_addr *from,
 {
     (void)port;
     nm_mesh_t *m = ctx;
-    pthread_mutex_lock(&m->mu);
+    io_lock(m);
     nmi_node_on_datagram(m, from, data, len);
     bool hooks = m->hev_len > 0;
-    pthread_mutex_unlock(&m->mu);
+    io_unlock(m);
     if (hooks) {
         nmi_node_ext_dispatch(m, 0);
     }
@@ -1035,10 +1075,10 @@ static void
 on_timer(uv_timer_t *t)
 {
     nm_mesh_t *m = t->data;
-    pthread_mutex_lock(&m->mu);
+    io_lock(m);
     uint64_t now = nmi_node_now(m);
     nmi_node_tick_locked(m, now);
-    pthread_mutex_unlock(&m->mu);
+    io_unlock(m);
     nmi_node_ext_dispatch(m, now);
     pthread_mutex_lock(&m->mu);
     bool fast = m->active || m->want_fast;
@@ -1063,9 +1103,14 @@ static void
 on_check(uv_check_t *c)
 {
     nm_mesh_t *m = c->data;
-    pthread_mutex_lock(&m->mu);
+    /* after every loop iteration: most have no grant to send, and taking
+     * mu then would only contend with a caller holding it */
+    if (!__atomic_load_n(&m->grants_pending, __ATOMIC_RELAXED)) {
+        return;
+    }
+    io_lock(m);
     nmi_node_flush_locked(m);
-    pthread_mutex_unlock(&m->mu);
+    io_unlock(m);
 }
 
 static void
@@ -1081,13 +1126,24 @@ static void
 on_async(uv_async_t *a)
 {
     nm_mesh_t *m = a->data;
-    pthread_mutex_lock(&m->mu);
+    io_lock(m);
     bool closing = m->closing;
     bool fast = m->want_fast && !m->fast_tick;
     if (fast) {
         m->fast_tick = true;
     }
-    pthread_mutex_unlock(&m->mu);
+    if (m->stray_len > 0 && !closing) {
+        /* a datagram a connect caller read that was not its msg2
+         * (node_hs.c read_one) */
+        nmi_node_on_datagram(m, &m->stray_from, m->stray, m->stray_len);
+        m->stray_len = 0;
+        m->hs_handed_off++;
+    }
+    bool hooks = m->hev_len > 0;
+    io_unlock(m);
+    if (hooks && !closing) {
+        nmi_node_ext_dispatch(m, 0);
+    }
     if (fast && !closing) {
         uv_timer_start(&m->timer, on_timer, NMI_NODE_TICK_US / 1000u, 0);
     }
@@ -1133,6 +1189,7 @@ node_alloc(const nm_mesh_config *cfg, nm_mesh_t **out)
     }
     m->cfg = *cfg;
     m->evfd = -1;
+    m->hs_evfd = -1;
     m->sock_fd = -1;
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->handler_mu, NULL);
@@ -1232,6 +1289,10 @@ node_free(nm_mesh_t *m)
     if (m->evfd >= 0) {
         close(m->evfd);
     }
+    if (m->hs_evfd >= 0) {
+        close(m->hs_evfd);
+    }
+    free(m->stray);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->handler_mu);
@@ -1280,6 +1341,12 @@ nm_mesh_open(const nm_mesh_config *cfg, nm_mesh_t **out)
         /* sends go straight to the socket from any thread (under mu);
          * the port keeps the receive side on the loop */
         rc = nmi_udp_port_fd(m->port, &m->sock_fd);
+        if (rc == NM_OK) {
+            m->hs_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+            if (m->hs_evfd < 0) {
+                rc = nmi_err(NM_EIO, "mesh: eventfd: %s", strerror(errno));
+            }
+        }
         if (rc != NM_OK) {
             nmi_port_destroy(m->port);
         }
@@ -1325,7 +1392,10 @@ nm_mesh_close(nm_mesh_t *m)
      * are gone: nothing may touch the node once it is freed */
     pthread_mutex_lock(&m->mu);
     m->closing = true;
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
+    if (m->hs_evfd >= 0) {
+        nmi_evfd_signal(m->hs_evfd); /* a connect reading the socket */
+    }
     while (m->callers > 0) {
         pthread_cond_wait(&m->cv, &m->mu);
     }
@@ -1336,7 +1406,7 @@ nm_mesh_close(nm_mesh_t *m)
     pthread_mutex_lock(&m->mu);
     bool tap = m->tap_running;
     m->tap_stop = true;
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
     pthread_mutex_unlock(&m->mu);
     if (tap) {
         pthread_join(m->tap_worker, NULL);
@@ -1403,6 +1473,15 @@ nmi_mesh_session(nm_mesh_t *m, uint64_t peer)
     nmi_peer *p = nmi_u64map_get(&m->peers, peer);
     pthread_mutex_unlock(&m->mu);
     return p != NULL && p->up ? &p->sess : NULL;
+}
+
+void
+nmi_mesh_test_reads(nm_mesh_t *m, uint64_t *hs_read, uint64_t *handed_off)
+{
+    pthread_mutex_lock(&m->mu);
+    *hs_read = m->hs_read;
+    *handed_off = m->hs_handed_off;
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ------------------------------------------------------------ queries */

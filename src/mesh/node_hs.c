@@ -14,12 +14,16 @@
  */
 #include "mesh/node_impl.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <sodium.h>
 
+#include "core/evfd.h"
 #include "wire/route.h"
 
 #define NMI_HS_MAX_CANDIDATES 16
@@ -186,7 +190,10 @@ try_initiator(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
             hp->result = p->up ? NM_OK : NM_EINTERNAL;
         }
         nmi_noise_wipe(&copy);
-        pthread_cond_broadcast(&m->cv);
+        if (hp->reader && !m->hs_reading) {
+            nmi_evfd_signal(m->hs_evfd); /* its caller polls, not waits */
+        }
+        nmi_node_wake(m);
         return true;
     }
     return false;
@@ -309,30 +316,41 @@ respond(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
             return;
         }
     }
+    /* everything that can fail comes before msg2 goes out */
+    nmi_session sess;
+    if (nmi_session_from_handshake(&sess, &hs) != NM_OK) {
+        nmi_noise_wipe(&hs);
+        m->stats.handshakes_failed++;
+        return;
+    }
+    nmi_noise_wipe(&hs);
+    nmi_next_sess *n = NULL;
+    if (p->up && (n = calloc(1, sizeof(*n))) == NULL) {
+        nmi_session_wipe(&sess);
+        m->stats.handshakes_failed++;
+        return;
+    }
+    /* msg2 before the install: the initiator's DH overlaps it. Nothing
+     * can use the session first: the next datagram this node processes,
+     * on any thread, waits for mu, held until the install is done. */
+    (void)send_hs(m, from, route != NULL, peer_id, msg2, mlen);
     memcpy(p->last_msg1_e, noise, 32);
     p->has_last_msg1 = true;
     bool adjacent = route == NULL || route->hop_count == 0;
-    if (p->up) {
+    if (n != NULL) {
         /* a live session is replaced only once the initiator uses the
          * new one (its first packet): see nmi_next_sess */
-        nmi_next_sess *n = calloc(1, sizeof(*n));
-        if (n == NULL || nmi_session_from_handshake(&n->sess, &hs) != NM_OK) {
-            free(n);
-            nmi_noise_wipe(&hs);
-            m->stats.handshakes_failed++;
-            return;
-        }
         nmi_node_drop_next(m, p);
+        n->sess = sess;
         n->routed = route != NULL;
         n->adjacent = adjacent;
         n->at_us = nmi_node_now(m);
         p->next = n;
         (void)nmi_u64map_put(&m->sessions, n->sess.session_id, p);
     } else {
-        nmi_node_peer_session_up(m, p, &hs, route != NULL, adjacent, from);
+        nmi_node_peer_install(m, p, &sess, route != NULL, adjacent, from);
     }
-    nmi_noise_wipe(&hs);
-    (void)send_hs(m, from, route != NULL, peer_id, msg2, mlen);
+    nmi_session_wipe(&sess);
 }
 
 void
@@ -365,6 +383,112 @@ static uint64_t
 mono_ms(void)
 {
     return nmi_mono_ns() / 1000000u;
+}
+
+/* ------------------------------------------- the caller reads msg2 */
+
+/* A handshake message for this node: direct, or routed with dest = us.
+ * Processing one never reaches application code, so any thread may. */
+static bool
+hs_dgram(const nm_mesh_t *m, const uint8_t *d, size_t len)
+{
+    nmi_wire_header h;
+    switch (nmi_wire_classify(d, len)) {
+    case NMI_WIRE_KIND_DIRECT:
+        return nmi_wire_header_decode(d, len, &h) == NM_OK &&
+               (h.flags & NMI_WIRE_F_HANDSHAKE) != 0;
+    case NMI_WIRE_KIND_ROUTED: {
+        nmi_wire_route r;
+        const uint8_t *in;
+        size_t ilen;
+        return nmi_wire_routed_split(d, len, &r, &in, &ilen) == NM_OK &&
+               r.dest_id == m->node_id &&
+               nmi_wire_header_decode(in, ilen, &h) == NM_OK &&
+               (h.flags & NMI_WIRE_F_HANDSHAKE) != 0;
+    }
+    default:
+        return false;
+    }
+}
+
+/* Read one datagram from the socket (mu held). A handshake message for
+ * us is processed here; anything else goes to the I/O thread (m->stray,
+ * processed in on_async) so that application code still runs on the I/O
+ * thread only. Peeking first would cost a system call on every handshake
+ * to spare one rare hand-off. 1 = a handshake message was processed,
+ * 0 = nothing to read (the I/O thread may have read it), -1 = something
+ * else was read: the caller waits on cv from then on. */
+static int
+read_one(nm_mesh_t *m)
+{
+    if (m->stray == NULL && (m->stray = malloc(NMI_NODE_BUF)) == NULL) {
+        return -1;
+    }
+    nmi_addr from;
+    memset(&from, 0, sizeof(from));
+    socklen_t sl = sizeof(from.ss);
+    ssize_t n =
+        recvfrom(m->sock_fd, m->stray, NMI_NODE_BUF, MSG_DONTWAIT | MSG_TRUNC,
+                 (struct sockaddr *)&from.ss, &sl);
+    if (n < 0) {
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0
+                                                                         : -1;
+    }
+    if ((size_t)n > NMI_NODE_BUF) {
+        m->stats.bytes_rx += (size_t)n;
+        m->stats.rejected_decode++; /* no packet of ours is this long */
+        return 0;
+    }
+    if (!hs_dgram(m, m->stray, (size_t)n)) {
+        m->stray_len = (size_t)n;
+        m->stray_from = from;
+        uv_async_send(&m->async);
+        return -1;
+    }
+    m->hs_reading = true; /* this thread is the reader: no hs_evfd */
+    nmi_node_on_datagram(m, &from, m->stray, (size_t)n);
+    m->hs_reading = false;
+    m->hs_read++;
+    if (m->hev_len > 0) {
+        uv_async_send(&m->async); /* event hooks run on the I/O thread */
+    }
+    return 1;
+}
+
+/* Wait for hp's msg2 by reading the socket (mu held; released while
+ * polling). The I/O thread would otherwise wake up, read msg2, run the DH
+ * and then wake this caller: one thread hand-off more, and on a loaded or
+ * virtualised machine a hand-off costs as much as a DH. Returns when the
+ * handshake ended (either thread may finish it: hs_evfd says the I/O
+ * thread did), the node closes, deadline_ns passes, or the socket's head
+ * is not a handshake message (the caller then waits on cv as usual). */
+static void
+read_reply(nm_mesh_t *m, nmi_hs_pending *hp, uint64_t deadline_ns)
+{
+    while (hp->result == 1 && !m->closing) {
+        uint64_t now = nmi_mono_ns();
+        if (now >= deadline_ns) {
+            return;
+        }
+        int wait_ms = (int)((deadline_ns - now + 999999u) / 1000000u);
+        struct pollfd pf[2] = {{.fd = m->sock_fd, .events = POLLIN},
+                               {.fd = m->hs_evfd, .events = POLLIN}};
+        pthread_mutex_unlock(&m->mu);
+        int n = poll(pf, 2, wait_ms);
+        pthread_mutex_lock(&m->mu);
+        if (n < 0 && errno != EINTR) {
+            return;
+        }
+        if (pf[1].revents != 0) {
+            nmi_evfd_drain(m->hs_evfd);
+        }
+        if (hp->result != 1 || m->closing) {
+            return;
+        }
+        if ((pf[0].revents & POLLIN) != 0 && read_one(m) < 0) {
+            return;
+        }
+    }
 }
 
 /* The blocking initiator: attempts x handshake_timeout_ms, 100 ms x
@@ -430,6 +554,14 @@ connect_common(nm_mesh_t *m, const nmi_addr *addr, bool routed, uint64_t relay,
         uint64_t wait = attempt_ms < left ? attempt_ms : left;
         struct timespec ts;
         ms_deadline(&ts, wait);
+        if (m->hs_evfd >= 0 && m->sock_fd >= 0 && !m->hs_reader &&
+            m->stray_len == 0) {
+            m->hs_reader = true;
+            hp->reader = true;
+            read_reply(m, hp, nmi_mono_ns() + wait * 1000000u);
+            hp->reader = false;
+            m->hs_reader = false;
+        }
         while (hp->result == 1 && !m->closing) {
             if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0) {
                 break;

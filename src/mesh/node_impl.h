@@ -126,6 +126,7 @@ typedef struct nmi_hs_pending {
     uint64_t gen;
     uint64_t started_us;
     bool detached; /* nobody waits: the tick reaps it */
+    bool reader;   /* its caller reads the socket (hs_evfd on completion) */
 } nmi_hs_pending;
 
 typedef struct nmi_delivery {
@@ -166,6 +167,10 @@ struct nm_mesh {
     bool io_started;
     pthread_t io_self; /* set by the I/O thread itself (under mu) */
     bool io_known;
+    /* While an I/O callback holds mu, wakes of m->cv are collected and
+     * broadcast after it unlocks (nmi_node_wake): a woken waiter then
+     * finds the mutex free instead of sleeping again on it. */
+    bool wake_defer, wake_pending;
     bool active;    /* last tick saw streams in flight / with gaps */
     bool fast_tick; /* the timer runs at NMI_NODE_TICK_US */
     bool want_fast; /* a sender asked the loop for the fast tick */
@@ -190,7 +195,9 @@ struct nm_mesh {
     uint64_t withdraw_seq;
     uint64_t fail_peer; /* the peer being failed (withdrawal source) */
     uint64_t last_nack_us, last_sweep_us, last_pw_us;
-    bool grants_pending; /* some peer has grants_dirty (flush_locked) */
+    /* some peer has grants_dirty (flush_locked); written under mu, read
+     * without it by the I/O thread's check callback: __atomic accesses */
+    bool grants_pending;
 
     /* received deliveries, oldest first */
     nmi_delivery *rx_head, *rx_tail;
@@ -199,6 +206,7 @@ struct nm_mesh {
     nm_mesh_event events[NMI_NODE_EVENTS_MAX];
     size_t ev_head, ev_len;
     int evfd;
+    bool fd_used; /* nm_mesh_fd was called: evfd is kept signalled */
 
     /* delivery handler worker */
     nm_mesh_handler handler;
@@ -240,7 +248,17 @@ struct nm_mesh {
     nm_mesh_event hook_ev[NMI_NODE_EVENTS_MAX]; /* for the event hooks */
     size_t hev_head, hev_len;
     bool in_dispatch;
-    unsigned callers;  /* public calls that may wait (close waits for 0) */
+    unsigned callers; /* public calls that may wait (close waits for 0) */
+    /* A blocking connect reads its msg2 from the socket itself instead of
+     * waiting for the I/O thread to read it and wake it (node_hs.c). */
+    int hs_evfd;      /* the I/O thread finished a reader's handshake; close */
+    bool hs_reader;   /* one connect caller at a time reads */
+    bool hs_reading;  /* the reader is processing what it read */
+    uint64_t hs_read; /* handshake messages a caller read (tests) */
+    uint8_t *stray; /* NMI_NODE_BUF: a non-handshake datagram a reader took */
+    size_t stray_len;       /* 0 = free; else the I/O thread processes it */
+    uint64_t hs_handed_off; /* strays processed (tests) */
+    nmi_addr stray_from;
     unsigned ext_busy; /* hook calls running unlocked (ext_detach) */
 
     nm_mesh_stats stats;
@@ -337,6 +355,19 @@ void nmi_node_flush_grants(nm_mesh_t *m, nmi_peer *p);
 void nmi_node_stream_poll(nm_mesh_t *m, nmi_peer *p, nmi_strm *s,
                           uint64_t now);
 
+/* Wake the threads waiting on m->cv (mu held). On the I/O thread inside
+ * an I/O callback the broadcast happens once the callback unlocks. */
+static inline void
+nmi_node_wake(nm_mesh_t *m)
+{
+    if (m->wake_defer && m->io_known &&
+        pthread_equal(pthread_self(), m->io_self)) {
+        m->wake_pending = true;
+    } else {
+        pthread_cond_broadcast(&m->cv);
+    }
+}
+
 /* Handshakes (node_hs.c). */
 void nmi_node_on_handshake(nm_mesh_t *m, const nmi_addr *from,
                            const nmi_wire_route *route, const uint8_t *noise,
@@ -370,6 +401,11 @@ void nmi_mesh_tick(nm_mesh_t *m, uint64_t now_us);
 /* Start a handshake without waiting (direct, or routed when routed). */
 int nmi_mesh_connect_start(nm_mesh_t *m, const char *addr, bool routed,
                            const uint8_t peer_pub[32], uint64_t peer_id);
+/* Threaded node (tests): how many handshake messages connecting callers
+ * read and processed themselves, and how many other datagrams they read
+ * and handed to the I/O thread (node_hs.c read_one). */
+void nmi_mesh_test_reads(nm_mesh_t *m, uint64_t *hs_read,
+                         uint64_t *handed_off);
 /* The session of a peer (tests: prove relays never hold A-C keys). */
 const nmi_session *nmi_mesh_session(nm_mesh_t *m, uint64_t peer);
 

@@ -75,7 +75,7 @@ enqueue(nm_mesh_t *m, nmi_peer *p, nmi_strm *s, uint64_t seq,
             }
             m->tap_tail = d;
             m->rx_bytes += bytes;
-            pthread_cond_broadcast(&m->cv);
+            nmi_node_wake(m);
             return;
         }
     }
@@ -87,10 +87,10 @@ enqueue(nm_mesh_t *m, nmi_peer *p, nmi_strm *s, uint64_t seq,
     }
     m->rx_tail = d;
     m->rx_bytes += bytes;
-    if (was_empty) {
+    if (was_empty && m->fd_used) {
         nmi_evfd_signal(m->evfd);
     }
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
 }
 
 static void
@@ -123,7 +123,7 @@ on_data(nm_mesh_t *m, nmi_peer *p, const nmi_wire_header *h, const uint8_t *pt,
     if (r == NMI_RX_DELIVER || r == NMI_RX_BUFFERED || r == NMI_RX_DUPLICATE) {
         s->grant_dirty = true;
         p->grants_dirty = true;
-        m->grants_pending = true;
+        __atomic_store_n(&m->grants_pending, true, __ATOMIC_RELAXED);
         s->regrant = 40; /* ~1 s of NACK ticks */
         if (r == NMI_RX_DUPLICATE) {
             /* a retransmission of what we have: our grant / ack was
@@ -155,7 +155,7 @@ stream_reset(nm_mesh_t *m, nmi_peer *p, nmi_strm *s)
         nmi_node_event(m, NM_MESH_EV_STREAM_RESET, p->node_id, s->id);
     }
     nmi_node_stream_restart(m, p, s);
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
 }
 
 static void
@@ -228,7 +228,7 @@ on_control(nm_mesh_t *m, nmi_peer *p, const nmi_wire_header *h,
         }
     }
     /* credit or acks arrived: wake senders waiting for room */
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
 }
 
 /* Flood a withdrawal for dest to every direct peer but `except`. */
@@ -644,7 +644,7 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
                 s->grant_dirty = true;
                 s->grant_force = true;
                 p->grants_dirty = true;
-                m->grants_pending = true;
+                __atomic_store_n(&m->grants_pending, true, __ATOMIC_RELAXED);
             }
             nmi_wire_stream_nack k;
             if (nack_due && nmi_stream_rx_nack(&s->rx, &k)) {
@@ -691,10 +691,10 @@ nmi_node_flush_locked(nm_mesh_t *m)
 {
     /* runs after every poll phase: skip the peer walk when nothing
      * received since the last flush asked for a grant */
-    if (m->closing || !m->grants_pending) {
+    if (m->closing || !__atomic_load_n(&m->grants_pending, __ATOMIC_RELAXED)) {
         return;
     }
-    m->grants_pending = false;
+    __atomic_store_n(&m->grants_pending, false, __ATOMIC_RELAXED);
     for (size_t i = 0; i < m->peers.cap; i++) {
         nmi_peer *p = m->peers.vals[i];
         if (p != NULL && p->up && p->grants_dirty) {

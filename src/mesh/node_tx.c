@@ -353,7 +353,7 @@ nmi_node_stream_poll(nm_mesh_t *m, nmi_peer *p, nmi_strm *s, uint64_t now)
             s->reset_notified = true;
             nmi_node_event(m, NM_MESH_EV_STREAM_RESET, p->node_id, s->id);
         }
-        pthread_cond_broadcast(&m->cv);
+        nmi_node_wake(m);
     }
 }
 
@@ -489,7 +489,7 @@ nm_mesh_close_stream(nm_mesh_t *m, uint64_t peer, uint64_t stream_id)
                                         sizeof(msg), 1);
         }
     }
-    pthread_cond_broadcast(&m->cv);
+    nmi_node_wake(m);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }

@@ -12,8 +12,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <netmesh.h>
+
+#include "mesh/node_impl.h" /* callers, stray_len, test hooks */
 
 static const uint8_t PSK[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
@@ -45,7 +48,7 @@ open_node(unode *u, const uint8_t *psk, uint32_t hb_ms, uint32_t to_ms)
 }
 
 static void
-link(unode *a, unode *b)
+link_nodes(unode *a, unode *b)
 {
     cr_assert_eq(nm_mesh_accept(b->m, a->id), NM_OK);
     cr_assert_eq(nm_mesh_connect(a->m, b->addr, b->pub, b->id, 3000), NM_OK,
@@ -71,7 +74,7 @@ Test(mesh_udp, connect_send_recv)
     unode a, b;
     open_node(&a, NULL, 200, 1000);
     open_node(&b, NULL, 200, 1000);
-    link(&a, &b);
+    link_nodes(&a, &b);
     cr_assert(wait_event(&b, NM_MESH_EV_PEER_UP, a.id, 2000));
     /* connect again: already connected */
     cr_assert_eq(nm_mesh_connect(a.m, b.addr, b.pub, b.id, 1000), NM_OK);
@@ -133,7 +136,7 @@ Test(mesh_udp, reliable_stream_and_fd)
     unode a, b;
     open_node(&a, NULL, 200, 1000);
     open_node(&b, NULL, 200, 1000);
-    link(&a, &b);
+    link_nodes(&a, &b);
     nm_stream_config sc;
     nm_stream_config_init(&sc);
     sc.reliability = NM_RELIABLE;
@@ -209,7 +212,7 @@ Test(mesh_udp, handler_worker)
     unode a, b;
     open_node(&a, NULL, 200, 1000);
     open_node(&b, NULL, 200, 1000);
-    link(&a, &b);
+    link_nodes(&a, &b);
     hctx h = {0};
     cr_assert_eq(nm_mesh_set_handler(b.m, handler, &h), NM_OK);
     nm_mesh_delivery *d;
@@ -238,10 +241,10 @@ Test(mesh_udp, relay_failure_and_reroute, .timeout = 60)
     open_node(&b, NULL, 20, 50);
     open_node(&c, NULL, 20, 50);
     open_node(&d, NULL, 20, 50);
-    link(&a, &b);
-    link(&c, &b);
-    link(&a, &d);
-    link(&c, &d);
+    link_nodes(&a, &b);
+    link_nodes(&c, &b);
+    link_nodes(&a, &d);
+    link_nodes(&c, &d);
     /* wait until A knows a route to C (pingwaves via B or D) */
     uint64_t hop = 0;
     for (int i = 0; i < 200 && nm_mesh_route(a.m, c.id, &hop, NULL) != NM_OK;
@@ -319,4 +322,248 @@ Test(mesh_udp, close_wakes_blocked_callers)
     pthread_join(t2, &r2);
     cr_assert_eq((intptr_t)r1, NM_ECLOSED);
     cr_assert_eq((intptr_t)r2, NM_ECLOSED);
+}
+
+/* Holding a node's I/O thread inside a tick hook (it runs there unlocked):
+ * while it is held nothing else reads the node's socket. */
+typedef struct io_block {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool want, held, release;
+} io_block;
+
+static void
+hold_tick(void *ctx, nm_mesh_t *m, uint64_t now_us)
+{
+    (void)m;
+    (void)now_us;
+    io_block *b = ctx;
+    pthread_mutex_lock(&b->mu);
+    if (b->want) {
+        b->want = false;
+        b->held = true;
+        pthread_cond_broadcast(&b->cv);
+        while (!b->release) {
+            pthread_cond_wait(&b->cv, &b->mu);
+        }
+        b->release = false;
+        b->held = false;
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void
+hold_io(nm_mesh_t *m, io_block *b)
+{
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->want = true;
+    b->held = b->release = false;
+    cr_assert_eq(nmi_mesh_tick_hook(m, hold_tick, b), NM_OK);
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < 100 && !b->held; i++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+    }
+    bool held = b->held;
+    pthread_mutex_unlock(&b->mu);
+    cr_assert(held, "the I/O thread never reached the tick hook");
+}
+
+static void
+release_io(nm_mesh_t *m, io_block *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->release = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    nmi_mesh_ext_detach(m, b); /* waits until the hook returned */
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+}
+
+/* A blocking connect reads and processes its own msg2 (node_hs.c): with
+ * the I/O thread held, the handshake still completes. */
+Test(mesh_udp, connect_reads_its_reply, .timeout = 30)
+{
+    unode a, n;
+    open_node(&a, NULL, 200, 2000);
+    open_node(&n, NULL, 200, 2000);
+    io_block blk;
+    hold_io(a.m, &blk);
+    link_nodes(&a, &n);
+    uint64_t read = 0, handed = 0;
+    nmi_mesh_test_reads(a.m, &read, &handed);
+    cr_assert_eq(read, 1, "msg2 read by the connecting caller");
+    cr_assert_eq(handed, 0);
+    release_io(a.m, &blk);
+    /* the session works both ways afterwards */
+    const char *msg = "hi";
+    size_t len = 2;
+    cr_assert_eq(nm_mesh_send_blocking(n.m, a.id, 1, (const void *const *)&msg,
+                                       &len, 1),
+                 NM_OK, "%s", nm_errdetail());
+    nm_mesh_delivery *d;
+    cr_assert_eq(nm_mesh_recv(a.m, 5000, &d), NM_OK);
+    cr_assert_eq(d->peer, n.id);
+    nm_mesh_delivery_free(d);
+    nm_mesh_close(a.m);
+    nm_mesh_close(n.m);
+}
+
+typedef struct conn_arg {
+    unode *a, *b;
+    int rc;
+} conn_arg;
+
+static void *
+connect_thread(void *arg)
+{
+    conn_arg *c = arg;
+    c->rc = nm_mesh_connect(c->a->m, c->b->addr, c->b->pub, c->b->id, 10000);
+    return NULL;
+}
+
+/* A datagram the connecting caller reads that is not a handshake message
+ * (here: a stream packet from another peer, queued while the I/O thread is
+ * held) goes to the I/O thread, which processes it; the connect then
+ * completes the usual way, and the stream arrives whole and in order. */
+Test(mesh_udp, connect_hands_other_datagrams_to_io_thread, .timeout = 60)
+{
+    unode a, b, c;
+    open_node(&a, NULL, 200, 5000);
+    open_node(&b, NULL, 200, 5000);
+    open_node(&c, NULL, 200, 5000);
+    link_nodes(&c, &a);
+    nm_stream_config sc;
+    nm_stream_config_init(&sc);
+    sc.reliability = NM_RELIABLE;
+    sc.in_order = true;
+    cr_assert_eq(nm_mesh_open_stream(c.m, a.id, 5, &sc), NM_OK);
+    /* the hand-off reorders: the receiving end restores the order */
+    cr_assert_eq(nm_mesh_open_stream(a.m, c.id, 5, &sc), NM_OK);
+    io_block blk;
+    hold_io(a.m, &blk);
+    enum { N = 20 };
+    for (uint32_t i = 0; i < N; i++) {
+        const void *p = &i;
+        size_t l = sizeof(i);
+        cr_assert_eq(nm_mesh_send(c.m, a.id, 5, &p, &l, 1), NM_OK, "%s",
+                     nm_errdetail());
+    }
+    cr_assert_eq(nm_mesh_accept(b.m, a.id), NM_OK);
+    conn_arg ca = {.a = &a, .b = &b, .rc = 1};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, connect_thread, &ca), 0);
+    /* the caller reads c's packet first: wait (bounded) for the hand-off */
+    bool handed = false;
+    for (int i = 0; i < 5000 && !handed; i++) {
+        pthread_mutex_lock(&a.m->mu);
+        handed = a.m->stray_len > 0;
+        pthread_mutex_unlock(&a.m->mu);
+        if (!handed) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_assert(handed, "the connecting caller read no datagram");
+    release_io(a.m, &blk);
+    pthread_join(t, NULL);
+    cr_assert_eq(ca.rc, NM_OK, "%s", nm_strerror(ca.rc));
+    uint64_t read = 0, handed_off = 0;
+    nmi_mesh_test_reads(a.m, &read, &handed_off);
+    cr_assert_geq(handed_off, 1);
+    uint32_t next = 0;
+    while (next < N) {
+        nm_mesh_delivery *d;
+        cr_assert_eq(nm_mesh_recv(a.m, 5000, &d), NM_OK, "got %u of %u", next,
+                     N);
+        for (size_t k = 0; k < d->count; k++) {
+            uint32_t v;
+            memcpy(&v, d->msgs[k].data, 4);
+            cr_assert_eq(v, next);
+            next++;
+        }
+        nm_mesh_delivery_free(d);
+    }
+    nm_mesh_close(a.m);
+    nm_mesh_close(b.m);
+    nm_mesh_close(c.m);
+}
+
+/* nm_mesh_fd is written only once asked for: asked for late, it is
+ * readable at once for what is already queued, clears when the queue
+ * empties and turns readable again on the next event. */
+Test(mesh_udp, fd_asked_for_late)
+{
+    unode a, b;
+    open_node(&a, NULL, 50, 300);
+    open_node(&b, NULL, 50, 300);
+    link_nodes(&a, &b); /* a has a peer_up event queued */
+    int fd = nm_mesh_fd(a.m);
+    cr_assert_geq(fd, 0);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, 0), 1, "readable for the queued event");
+    nm_mesh_event ev;
+    while (nm_mesh_next_event(a.m, 0, &ev) == NM_OK) {
+    }
+    cr_assert_eq(poll(&pfd, 1, 0), 0, "empty queue: not readable");
+    nm_mesh_close(b.m); /* a notices: peer_down (bounded wait) */
+    cr_assert_eq(poll(&pfd, 1, 10000), 1, "readable for the next event");
+    nm_mesh_close(a.m);
+}
+
+static void *
+blocked_connect(void *arg)
+{
+    nm_mesh_t *m = arg;
+    uint8_t pub[32];
+    memset(pub, 9, sizeof(pub));
+    /* a port that never answers (this node's own socket is not it) */
+    intptr_t rc = nm_mesh_connect(m, "127.0.0.1:9", pub, 0x1234, 20000);
+    return (void *)rc;
+}
+
+/* Wait (bounded) until n public calls are inside the node. */
+static void
+wait_callers(nm_mesh_t *m, unsigned n)
+{
+    for (int i = 0; i < 10000; i++) {
+        pthread_mutex_lock(&m->mu);
+        unsigned c = m->callers;
+        pthread_mutex_unlock(&m->mu);
+        if (c >= n) {
+            return;
+        }
+        nm_mesh_event ev;
+        (void)nm_mesh_next_event(m, 1, &ev); /* 1 ms, not counted */
+    }
+    cr_assert_fail("no caller entered the node");
+}
+
+/* A connect waiting for its reply (reading the socket) leaves when the
+ * node closes. */
+Test(mesh_udp, close_wakes_a_connect, .timeout = 30)
+{
+    nm_mesh_config cfg;
+    nm_mesh_config_init(&cfg);
+    memcpy(cfg.psk, PSK, 32);
+    cfg.psk_set = true;
+    cfg.handshake_timeout_ms = 20000; /* one long attempt */
+    cfg.handshake_attempts = 1;
+    unode a;
+    cr_assert_eq(nm_mesh_open(&cfg, &a.m), NM_OK, "%s", nm_errdetail());
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, blocked_connect, a.m), 0);
+    wait_callers(a.m, 1);
+    nm_mesh_close(a.m);
+    void *r;
+    pthread_join(t, &r);
+    cr_assert_eq((intptr_t)r, NM_ECLOSED);
 }
