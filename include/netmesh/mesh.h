@@ -313,8 +313,10 @@ NM_API int nm_mesh_set_handler(nm_mesh_t *m, nm_mesh_handler fn, void *ctx);
 NM_API int nm_mesh_tap_streams(nm_mesh_t *m, uint64_t first, uint64_t count,
                                nm_mesh_handler fn, void *ctx);
 
-/* Readable (eventfd) while a delivery or a node event is queued. Owned by
- * the node. */
+/* Readable (eventfd) while a delivery or a node event is queued, from the
+ * first call on (the node writes it only once asked for). Owned by the
+ * node. Thread-safe; takes the node's lock, so not from a callback that
+ * runs under it (the mesh_ext delivery filter). */
 NM_API int nm_mesh_fd(const nm_mesh_t *m);
 
 typedef enum nm_mesh_event_kind {

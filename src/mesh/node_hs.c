@@ -434,7 +434,7 @@ read_one(nm_mesh_t *m)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0
                                                                          : -1;
     }
-    if ((size_t)n > NMI_NODE_BUF) {
+    if (n == 0 || (size_t)n > NMI_NODE_BUF) {
         m->stats.bytes_rx += (size_t)n;
         m->stats.rejected_decode++; /* no packet of ours is this long */
         return 0;

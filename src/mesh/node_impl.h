@@ -368,6 +368,29 @@ nmi_node_wake(nm_mesh_t *m)
     }
 }
 
+/* Release mu inside an I/O callback to run application code (a
+ * subprotocol handler): the wakes collected so far go out now, and none
+ * is deferred while unlocked (the code may wait for a thread that needs
+ * one). Returns the deferral state for nmi_node_io_relock. */
+static inline bool
+nmi_node_io_release(nm_mesh_t *m)
+{
+    bool defer = m->wake_defer, wake = m->wake_pending;
+    m->wake_defer = m->wake_pending = false;
+    pthread_mutex_unlock(&m->mu);
+    if (wake) {
+        pthread_cond_broadcast(&m->cv);
+    }
+    return defer;
+}
+
+static inline void
+nmi_node_io_relock(nm_mesh_t *m, bool defer)
+{
+    pthread_mutex_lock(&m->mu);
+    m->wake_defer = defer;
+}
+
 /* Handshakes (node_hs.c). */
 void nmi_node_on_handshake(nm_mesh_t *m, const nmi_addr *from,
                            const nmi_wire_route *route, const uint8_t *noise,

@@ -404,10 +404,10 @@ on_packet(nm_mesh_t *m, const nmi_addr *from, const nmi_wire_route *route,
                 /* unlocked: the handler may call back into the node; the
                  * plaintext stays in rxbuf, which only this thread uses */
                 m->ext_busy++;
-                pthread_mutex_unlock(&m->mu);
+                bool defer = nmi_node_io_release(m);
                 fn(ctx, m, peer, h.subprotocol_id, h.stream_id, pt, ptlen,
                    h.event_count, route ? (int)route->hop_count : -1);
-                pthread_mutex_lock(&m->mu);
+                nmi_node_io_relock(m, defer);
                 nmi_node_ext_done(m);
                 break;
             }

@@ -476,8 +476,15 @@ Test(mesh_udp, connect_hands_other_datagrams_to_io_thread, .timeout = 60)
     release_io(a.m, &blk);
     pthread_join(t, NULL);
     cr_assert_eq(ca.rc, NM_OK, "%s", nm_strerror(ca.rc));
+    /* the I/O thread may finish the handshake (msg2) in the loop pass
+     * before the one that processes the handed-off packet: wait for it */
     uint64_t read = 0, handed_off = 0;
     nmi_mesh_test_reads(a.m, &read, &handed_off);
+    for (int i = 0; i < 5000 && handed_off == 0; i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+        nmi_mesh_test_reads(a.m, &read, &handed_off);
+    }
     cr_assert_geq(handed_off, 1);
     uint32_t next = 0;
     while (next < N) {
@@ -566,4 +573,72 @@ Test(mesh_udp, close_wakes_a_connect, .timeout = 30)
     void *r;
     pthread_join(t, &r);
     cr_assert_eq((intptr_t)r, NM_ECLOSED);
+}
+
+static atomic_int handled;
+
+static void
+counting_handler(void *ctx, const nm_mesh_delivery *d)
+{
+    (void)ctx;
+    (void)d;
+    atomic_fetch_add(&handled, 1);
+}
+
+static atomic_int sp_returned;
+
+static void
+sp_sets_handler(void *ctx, nm_mesh_t *m, uint64_t peer, uint16_t sp,
+                uint64_t stream_id, const uint8_t *pt, size_t len,
+                uint16_t count, int hops)
+{
+    (void)ctx;
+    (void)peer;
+    (void)sp;
+    (void)stream_id;
+    (void)pt;
+    (void)len;
+    (void)count;
+    (void)hops;
+    /* stops the delivery worker: wakes it and joins it */
+    nm_mesh_set_handler(m, NULL, NULL);
+    atomic_store(&sp_returned, 1);
+}
+
+/* A subprotocol handler runs on the I/O thread with the node unlocked and
+ * may call any nm_mesh_* function, including ones that wait for another
+ * thread of the node: wakes must not be held back while it runs. */
+Test(mesh_udp, subprotocol_handler_may_wait_for_the_worker, .timeout = 30)
+{
+    unode a, b;
+    open_node(&a, NULL, 200, 2000);
+    open_node(&b, NULL, 200, 2000);
+    link_nodes(&a, &b);
+    cr_assert_eq(nmi_mesh_sp_register(b.m, 0x0D00, sp_sets_handler, NULL),
+                 NM_OK);
+    atomic_store(&handled, 0);
+    atomic_store(&sp_returned, 0);
+    cr_assert_eq(nm_mesh_set_handler(b.m, counting_handler, NULL), NM_OK);
+    /* one delivery through the worker first: it then waits for the next
+     * one while the subprotocol message travels */
+    const char *msg = "x";
+    size_t len = 1;
+    cr_assert_eq(nm_mesh_send_blocking(a.m, b.id, 1, (const void *const *)&msg,
+                                       &len, 1),
+                 NM_OK);
+    for (int i = 0; i < 5000 && atomic_load(&handled) == 0; i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(atomic_load(&handled), 1);
+    cr_assert_eq(nmi_mesh_sp_send(a.m, b.id, 0x0D00, 0,
+                                  (const void *const *)&msg, &len, 1),
+                 NM_OK, "%s", nm_errdetail());
+    for (int i = 0; i < 5000 && !atomic_load(&sp_returned); i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(atomic_load(&sp_returned), "the handler never returned");
+    nm_mesh_close(a.m);
+    nm_mesh_close(b.m);
 }
