@@ -131,6 +131,31 @@ Test(mesh_udp, wrong_psk_and_wrong_key_fail_clearly)
     nm_mesh_close(c.m);
 }
 
+/* Check one delivery of u32 counters: each equals *next, which advances. */
+static void
+expect_counters(const nm_mesh_delivery *d, uint32_t *next)
+{
+    for (size_t k = 0; k < d->count; k++) {
+        uint32_t v;
+        memcpy(&v, d->msgs[k].data, 4);
+        cr_assert_eq(v, *next);
+        (*next)++;
+    }
+}
+
+/* Receive (bounded) until the counters reach `upto`. */
+static void
+recv_counters(nm_mesh_t *m, uint32_t *next, uint32_t upto)
+{
+    while (*next < upto) {
+        nm_mesh_delivery *d;
+        cr_assert_eq(nm_mesh_recv(m, 5000, &d), NM_OK, "got %u of %u", *next,
+                     upto);
+        expect_counters(d, next);
+        nm_mesh_delivery_free(d);
+    }
+}
+
 Test(mesh_udp, reliable_stream_and_fd)
 {
     unode a, b;
@@ -143,7 +168,7 @@ Test(mesh_udp, reliable_stream_and_fd)
     sc.in_order = true;
     cr_assert_eq(nm_mesh_open_stream(a.m, b.id, 3, &sc), NM_OK);
     enum { N = 20000 };
-    uint32_t next = 0, got = 0;
+    uint32_t next = 0;
     int fd = nm_mesh_fd(b.m);
     cr_assert_geq(fd, 0);
     for (uint32_t i = 0; i < N; i += 100) {
@@ -164,29 +189,11 @@ Test(mesh_udp, reliable_stream_and_fd)
             if (nm_mesh_recv(b.m, 0, &d) != NM_OK) {
                 break;
             }
-            for (size_t k = 0; k < d->count; k++) {
-                uint32_t v;
-                memcpy(&v, d->msgs[k].data, 4);
-                cr_assert_eq(v, next);
-                next++;
-                got++;
-            }
+            expect_counters(d, &next);
             nm_mesh_delivery_free(d);
         }
     }
-    while (got < N) {
-        nm_mesh_delivery *d;
-        cr_assert_eq(nm_mesh_recv(b.m, 5000, &d), NM_OK, "got %u of %u", got,
-                     N);
-        for (size_t k = 0; k < d->count; k++) {
-            uint32_t v;
-            memcpy(&v, d->msgs[k].data, 4);
-            cr_assert_eq(v, next);
-            next++;
-            got++;
-        }
-        nm_mesh_delivery_free(d);
-    }
+    recv_counters(b.m, &next, N);
     nm_stream_stats st;
     cr_assert_eq(nm_mesh_stream_stats(a.m, b.id, 3, &st), NM_OK);
     cr_assert_eq(st.reliability, NM_RELIABLE);
@@ -487,18 +494,7 @@ Test(mesh_udp, connect_hands_other_datagrams_to_io_thread, .timeout = 60)
     }
     cr_assert_geq(handed_off, 1);
     uint32_t next = 0;
-    while (next < N) {
-        nm_mesh_delivery *d;
-        cr_assert_eq(nm_mesh_recv(a.m, 5000, &d), NM_OK, "got %u of %u", next,
-                     N);
-        for (size_t k = 0; k < d->count; k++) {
-            uint32_t v;
-            memcpy(&v, d->msgs[k].data, 4);
-            cr_assert_eq(v, next);
-            next++;
-        }
-        nm_mesh_delivery_free(d);
-    }
+    recv_counters(a.m, &next, N);
     nm_mesh_close(a.m);
     nm_mesh_close(b.m);
     nm_mesh_close(c.m);
