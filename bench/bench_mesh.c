@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <netmesh.h>
 #include <sodium.h>
@@ -266,6 +267,9 @@ handshake_run(const nmb_opts *o)
     for (size_t i = 0; i < n; i++) {
         cl[i] = open_node();
     }
+    /* let the n new I/O threads start and go idle before the first one */
+    struct timespec settle = {0, 50 * 1000000L};
+    nanosleep(&settle, NULL);
     for (size_t i = 0; i < n && cl[i] != NULL; i++) {
         uint64_t t0 = nmb_now_ns();
         int rc = nm_mesh_connect_routed(cl[i], addr, pub, nm_mesh_node_id(srv),
