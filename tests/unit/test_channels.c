@@ -25,25 +25,13 @@
 #include "mesh/node_impl.h"
 #include "mesh/port.h"
 
-static nmi_loop_hub *hub;
-static uint64_t now_us = 1000000;
-static uint64_t unix_now = 1700000000;
-
-static const uint8_t PSK[32] = {
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42};
-
-typedef struct tnode {
-    nm_mesh_t *m;
-    nm_channels_t *ch;
-    nm_identity *ident;
-    uint16_t n;
-    char addr[32];
-    uint8_t pub[32];
+#define NMT_NODE_EXTRA                                                        \
+    nm_channels_t *ch;                                                        \
+    nm_identity *ident;                                                       \
     uint8_t entity[32];
-    uint64_t id;
-} tnode;
+#include "mesh_harness.h"
+
+static uint64_t unix_now = 1700000000;
 
 static uint64_t
 test_clock(void *ctx)
@@ -59,62 +47,18 @@ static void
 mk(tnode *t, uint16_t n)
 {
     memset(t, 0, sizeof(*t));
-    nmi_port *p = NULL;
-    cr_assert_eq(nmi_loop_hub_attach(hub, n, &p), NM_OK);
+    nmi_port *p = hub_port(n);
     uint8_t seed[32];
     memset(seed, (int)n, sizeof(seed));
     cr_assert_eq(nm_identity_from_seed(seed, &t->ident), NM_OK);
     nm_mesh_config cfg;
-    nm_mesh_config_init(&cfg);
-    memcpy(cfg.psk, PSK, 32);
-    cfg.psk_set = true;
+    node_config(&cfg);
     cfg.identity = t->ident;
-    cfg.heartbeat_ms = 20;
     cfg.session_timeout_ms = 1000;
-    cfg.handshake_timeout_ms = 200;
-    cfg.accept_any = true;
-    cr_assert_eq(nmi_mesh_open_port(&cfg, p, now_us, &t->m), NM_OK, "%s",
-                 nm_errdetail());
-    t->n = n;
-    snprintf(t->addr, sizeof(t->addr), "127.0.0.1:%u", n);
-    nm_mesh_static_pubkey(t->m, t->pub);
-    t->id = nm_mesh_node_id(t->m);
+    node_open(t, n, p, &cfg);
     cr_assert_eq(nm_mesh_entity_id(t->m, t->entity), NM_OK);
     cr_assert_eq(nm_channels_open(t->m, &ccfg, &t->ch), NM_OK, "%s",
                  nm_errdetail());
-}
-
-static void
-pump(tnode *const *nodes, size_t k, unsigned rounds)
-{
-    for (unsigned r = 0; r < rounds; r++) {
-        nmi_loop_hub_run(hub, 0);
-        now_us += 1000;
-        for (size_t i = 0; i < k; i++) {
-            nmi_mesh_tick(nodes[i]->m, now_us);
-        }
-        nmi_loop_hub_run(hub, 0);
-    }
-}
-
-static bool
-has_peer(tnode *a, uint64_t id)
-{
-    nm_mesh_peer_info pi;
-    return nm_mesh_peer(a->m, id, &pi) == NM_OK && pi.state == NM_PEER_HEALTHY;
-}
-
-static void
-connect_direct(tnode *a, tnode *b, tnode *const *all, size_t k)
-{
-    cr_assert_eq(nm_mesh_accept(b->m, a->id), NM_OK);
-    cr_assert_eq(nmi_mesh_connect_start(a->m, b->addr, false, b->pub, b->id),
-                 NM_OK);
-    for (int i = 0; i < 50 && !(has_peer(a, b->id) && has_peer(b, a->id));
-         i++) {
-        pump(all, k, 1);
-    }
-    cr_assert(has_peer(a, b->id) && has_peer(b, a->id), "no session");
 }
 
 static void
@@ -122,17 +66,17 @@ fini(tnode *const *all, size_t k)
 {
     for (size_t i = 0; i < k; i++) {
         nm_channels_close(all[i]->ch);
-        nm_mesh_close(all[i]->m);
+    }
+    fini_nodes(all, k);
+    for (size_t i = 0; i < k; i++) {
         nm_identity_free(all[i]->ident);
     }
-    nmi_loop_hub_free(hub);
-    hub = NULL;
 }
 
 static void
 setup(void)
 {
-    cr_assert_eq(nmi_loop_hub_new(&hub), NM_OK);
+    hub_setup();
     nm_channels_config_init(&ccfg);
     ccfg.clock = test_clock;
     ccfg.token_sweep_ms = 100;

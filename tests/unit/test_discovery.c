@@ -20,14 +20,6 @@
 #include "mesh/node_impl.h"
 #include "mesh/port.h"
 
-static nmi_loop_hub *hub;
-static uint64_t now_us = 1000000;
-
-static const uint8_t PSK[32] = {
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42};
-
 /* What a node's discovery handler saw. */
 typedef struct seen {
     uint64_t from[64];
@@ -36,15 +28,10 @@ typedef struct seen {
     size_t n;
 } seen;
 
-typedef struct tnode {
-    nm_mesh_t *m;
-    nm_discovery *d;
-    uint16_t n;
-    char addr[32];
-    uint8_t pub[32];
-    uint64_t id;
+#define NMT_NODE_EXTRA                                                        \
+    nm_discovery *d;                                                          \
     seen s;
-} tnode;
+#include "mesh_harness.h"
 
 static void
 on_ann(void *ctx, uint64_t node_id, const nm_capset *caps, uint64_t version,
@@ -74,82 +61,26 @@ static void
 mk(tnode *t, uint16_t n, const nm_discovery_config *dc)
 {
     memset(t, 0, sizeof(*t));
-    nmi_port *p = NULL;
-    cr_assert_eq(nmi_loop_hub_attach(hub, n, &p), NM_OK);
-    nm_mesh_config cfg;
-    nm_mesh_config_init(&cfg);
-    memcpy(cfg.psk, PSK, 32);
-    cfg.psk_set = true;
-    cfg.heartbeat_ms = 20;
-    cfg.session_timeout_ms = 40;
-    cfg.handshake_timeout_ms = 200;
-    cfg.accept_any = true;
-    cr_assert_eq(nmi_mesh_open_port(&cfg, p, now_us, &t->m), NM_OK, "%s",
-                 nm_errdetail());
-    t->n = n;
-    snprintf(t->addr, sizeof(t->addr), "127.0.0.1:%u", n);
-    nm_mesh_static_pubkey(t->m, t->pub);
-    t->id = nm_mesh_node_id(t->m);
+    node_open(t, n, NULL, NULL);
     cr_assert_eq(nm_discovery_open(t->m, dc, &t->d), NM_OK, "%s",
                  nm_errdetail());
     cr_assert_eq(nm_discovery_set_handler(t->d, on_ann, &t->s), NM_OK);
 }
 
 static void
-pump(tnode *const *nodes, size_t k, unsigned rounds)
-{
-    for (unsigned r = 0; r < rounds; r++) {
-        nmi_loop_hub_run(hub, 0);
-        now_us += 1000;
-        for (size_t i = 0; i < k; i++) {
-            if (nodes[i]->m != NULL) {
-                nmi_mesh_tick(nodes[i]->m, now_us);
-            }
-        }
-        nmi_loop_hub_run(hub, 0);
-    }
-}
-
-static bool
-has_peer(tnode *a, uint64_t id)
-{
-    nm_mesh_peer_info pi;
-    return nm_mesh_peer(a->m, id, &pi) == NM_OK && pi.state == NM_PEER_HEALTHY;
-}
-
-static void
-link_nodes(tnode *a, tnode *b, tnode *const *all, size_t k)
-{
-    cr_assert_eq(nm_mesh_accept(b->m, a->id), NM_OK);
-    cr_assert_eq(nmi_mesh_connect_start(a->m, b->addr, false, b->pub, b->id),
-                 NM_OK);
-    for (int i = 0; i < 50 && !(has_peer(a, b->id) && has_peer(b, a->id));
-         i++) {
-        pump(all, k, 1);
-    }
-    cr_assert(has_peer(a, b->id) && has_peer(b, a->id), "no session %u-%u",
-              a->n, b->n);
-}
-
-static void
-fini_nodes(tnode *const *all, size_t k)
+fini(tnode *const *all, size_t k)
 {
     for (size_t i = 0; i < k; i++) {
         nm_discovery_close(all[i]->d);
         all[i]->d = NULL;
     }
-    for (size_t i = 0; i < k; i++) {
-        nm_mesh_close(all[i]->m);
-        all[i]->m = NULL;
-    }
-    nmi_loop_hub_free(hub);
-    hub = NULL;
+    fini_nodes(all, k);
 }
 
 static void
 setup(void)
 {
-    cr_assert_eq(nmi_loop_hub_new(&hub), NM_OK);
+    hub_setup();
 }
 
 static nm_capset *
@@ -455,7 +386,7 @@ Test(discovery, line_of_six_floods_once_and_finds_gpu, .init = setup)
         mk(&n[i], (uint16_t)(i + 1), &dc);
     }
     for (int i = 0; i < 5; i++) {
-        link_nodes(&n[i], &n[i + 1], all, 6);
+        connect_direct(&n[i], &n[i + 1], all, 6);
     }
     pump(all, 6, 30);
     nm_capset *gpu = gpu_caps();
@@ -513,7 +444,7 @@ Test(discovery, line_of_six_floods_once_and_finds_gpu, .init = setup)
     uint64_t hop = 0;
     cr_assert_eq(nm_mesh_route(n[5].m, n[0].id, &hop, NULL), NM_OK);
     cr_assert_eq(hop, n[4].id);
-    fini_nodes(all, 6);
+    fini(all, 6);
 }
 
 Test(discovery, diamond_dedups, .init = setup)
@@ -526,10 +457,10 @@ Test(discovery, diamond_dedups, .init = setup)
     mk(&b, 2, &dc);
     mk(&c, 3, &dc);
     mk(&d, 4, &dc);
-    link_nodes(&a, &b, all, 4);
-    link_nodes(&a, &c, all, 4);
-    link_nodes(&b, &d, all, 4);
-    link_nodes(&c, &d, all, 4);
+    connect_direct(&a, &b, all, 4);
+    connect_direct(&a, &c, all, 4);
+    connect_direct(&b, &d, all, 4);
+    connect_direct(&c, &d, all, 4);
     pump(all, 4, 30);
     nm_capset *gpu = gpu_caps();
     cr_assert_eq(nm_discovery_announce(a.d, gpu), NM_OK);
@@ -547,7 +478,7 @@ Test(discovery, diamond_dedups, .init = setup)
     nm_capfilter f = NM_CAPFILTER_INIT;
     f.require_gpu = true;
     cr_assert(finds(&d, &f, a.id));
-    fini_nodes(all, 4);
+    fini(all, 4);
 }
 
 Test(discovery, entry_expires_by_ttl_after_announcer_dies, .init = setup)
@@ -561,8 +492,8 @@ Test(discovery, entry_expires_by_ttl_after_announcer_dies, .init = setup)
     mk(&a, 1, &dc);
     mk(&b, 2, &dc);
     mk(&c, 3, &dc);
-    link_nodes(&a, &b, all, 3);
-    link_nodes(&b, &c, all, 3);
+    connect_direct(&a, &b, all, 3);
+    connect_direct(&b, &c, all, 3);
     nm_capset *gpu = gpu_caps();
     cr_assert_eq(nm_discovery_announce(a.d, gpu), NM_OK);
     nm_capset_free(gpu);
@@ -591,7 +522,7 @@ Test(discovery, entry_expires_by_ttl_after_announcer_dies, .init = setup)
     nm_discovery_stats_get(c.d, &st);
     cr_assert_geq(st.expired, 1);
     cr_assert_eq(nm_discovery_count(c.d), 0);
-    fini_nodes(all, 3);
+    fini(all, 3);
 }
 
 Test(discovery, burst_is_coalesced_and_rate_limited, .init = setup)
@@ -603,7 +534,7 @@ Test(discovery, burst_is_coalesced_and_rate_limited, .init = setup)
     tnode *all[] = {&a, &b};
     mk(&a, 1, &dc);
     mk(&b, 2, &dc);
-    link_nodes(&a, &b, all, 2);
+    connect_direct(&a, &b, all, 2);
     pump(all, 2, 20);
     for (uint64_t i = 1; i <= 20; i++) {
         nm_capset *c = mem_caps(i);
@@ -649,7 +580,7 @@ Test(discovery, burst_is_coalesced_and_rate_limited, .init = setup)
     nm_discovery_stats st;
     nm_discovery_stats_get(a.d, &st);
     cr_assert_eq(st.broadcasts, 3);
-    fini_nodes(all, 2);
+    fini(all, 2);
 }
 
 /* Send raw announcement JSON from a to b on 0x0C00. */
@@ -702,7 +633,7 @@ Test(discovery, receive_checks_reject, .init = setup)
     tnode *all[] = {&a, &b};
     mk(&a, 1, &dc);
     mk(&b, 2, &dc);
-    link_nodes(&a, &b, all, 2);
+    connect_direct(&a, &b, all, 2);
     pump(all, 2, 10);
     const nm_identity *ida = nmi_mesh_identity(a.m);
     nm_identity *other = new_identity();
@@ -791,7 +722,7 @@ Test(discovery, receive_checks_reject, .init = setup)
     nm_discovery_stats_get(b.d, &st);
     cr_assert_eq(st.own, 1);
     nm_identity_free(other);
-    fini_nodes(all, 2);
+    fini(all, 2);
 }
 
 Test(discovery, unsigned_accepted_when_not_required, .init = setup)
@@ -803,7 +734,7 @@ Test(discovery, unsigned_accepted_when_not_required, .init = setup)
     tnode *all[] = {&a, &b};
     mk(&a, 1, &dc);
     mk(&b, 2, &dc);
-    link_nodes(&a, &b, all, 2);
+    connect_direct(&a, &b, all, 2);
     char *w = make_ann(nmi_mesh_identity(a.m), 3, 0, NULL);
     char *s = strstr(w, ",\"signature\"");
     memcpy(s, "}", 2);
@@ -811,7 +742,7 @@ Test(discovery, unsigned_accepted_when_not_required, .init = setup)
     free(w);
     pump(all, 2, 3);
     cr_assert_eq(seen_from(&b, a.id), 1);
-    fini_nodes(all, 2);
+    fini(all, 2);
 }
 
 Test(discovery, tofu_rebinding_rejected, .init = setup)
@@ -830,8 +761,8 @@ Test(discovery, tofu_rebinding_rejected, .init = setup)
     cr_assert_eq(nm_identity_entity_id(other, ent), NM_OK);
     cr_assert_eq(nmi_discovery_pin(b.d, a.id, ent), NM_OK);
     cr_assert_eq(nmi_discovery_pin(b.d, a.id, ent), NM_EEXIST);
-    link_nodes(&a, &b, all, 3);
-    link_nodes(&c, &b, all, 3);
+    connect_direct(&a, &b, all, 3);
+    connect_direct(&c, &b, all, 3);
     nm_capset *gpu = gpu_caps();
     cr_assert_eq(nm_discovery_announce(a.d, gpu), NM_OK);
     cr_assert_eq(nm_discovery_announce(c.d, gpu), NM_OK);
@@ -845,7 +776,7 @@ Test(discovery, tofu_rebinding_rejected, .init = setup)
     /* and once bound, C's id cannot be pinned to a new key */
     cr_assert_eq(nmi_discovery_pin(b.d, c.id, ent), NM_EEXIST);
     nm_identity_free(other);
-    fini_nodes(all, 3);
+    fini(all, 3);
 }
 
 Test(discovery, late_joiner_gets_sync_and_scoped_queries, .init = setup)
@@ -857,7 +788,7 @@ Test(discovery, late_joiner_gets_sync_and_scoped_queries, .init = setup)
     mk(&a, 1, &dc);
     mk(&b, 2, &dc);
     mk(&c, 3, &dc);
-    link_nodes(&a, &b, all, 3);
+    connect_direct(&a, &b, all, 3);
     nm_capset *ta = gpu_caps();
     cr_assert_eq(nm_capset_set_tenant_scope(ta, "oem-123"), NM_OK);
     cr_assert_eq(nm_discovery_announce(a.d, ta), NM_OK);
@@ -868,7 +799,7 @@ Test(discovery, late_joiner_gets_sync_and_scoped_queries, .init = setup)
     pump(all, 3, 50);
     cr_assert_eq(seen_from(&b, a.id), 1);
     /* C joins after the broadcasts: B pushes its own and A's at once */
-    link_nodes(&c, &b, all, 3);
+    connect_direct(&c, &b, all, 3);
     pump(all, 3, 5);
     cr_assert_eq(seen_from(&c, b.id), 1);
     cr_assert_eq(seen_from(&c, a.id), 1, "synced on connect");
@@ -894,7 +825,7 @@ Test(discovery, late_joiner_gets_sync_and_scoped_queries, .init = setup)
                  NM_OK);
     cr_assert_eq(n, 2);
     free(ids);
-    fini_nodes(all, 3);
+    fini(all, 3);
 }
 
 Test(discovery, api_errors)
@@ -936,7 +867,7 @@ Test(discovery, api_errors)
     cr_assert_eq(nm_discovery_announce(a.d, big), NM_ETOOBIG);
     nm_capset_free(big);
     tnode *all[] = {&a};
-    fini_nodes(all, 1);
+    fini(all, 1);
 }
 
 /* ================================================================ UDP */

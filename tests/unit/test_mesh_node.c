@@ -20,31 +20,8 @@
 #include "core/core.h"
 #include "mesh/node_impl.h"
 #include "mesh/port.h"
+#include "mesh_harness.h"
 #include "wire/frame.h"
-
-static nmi_loop_hub *hub;
-static uint64_t now_us = 1000000;
-
-typedef struct tnode {
-    nm_mesh_t *m;
-    nmi_fault *fault; /* NULL without fault injection */
-    uint16_t n;
-    char addr[32];
-    uint8_t pub[32];
-    uint64_t id;
-} tnode;
-
-static const uint8_t PSK[32] = {
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42};
-
-static uint64_t
-test_seed(uint64_t dflt)
-{
-    const char *s = getenv("NM_TEST_SEED");
-    return s ? strtoull(s, NULL, 0) : dflt;
-}
 
 /* ---- a tap port: records what its node sends -------------------- */
 
@@ -142,8 +119,7 @@ static void
 mk(tnode *t, uint16_t n, const mk_opts *o)
 {
     memset(t, 0, sizeof(*t));
-    nmi_port *p = NULL;
-    cr_assert_eq(nmi_loop_hub_attach(hub, n, &p), NM_OK);
+    nmi_port *p = hub_port(n);
     if (o && o->tap) {
         *o->tap = tap_new(p, 4096);
         p = &(*o->tap)->base;
@@ -153,77 +129,18 @@ mk(tnode *t, uint16_t n, const mk_opts *o)
         t->fault = nmi_fault_from_port(p);
     }
     nm_mesh_config cfg;
-    nm_mesh_config_init(&cfg);
-    memcpy(cfg.psk, o && o->psk ? o->psk : PSK, 32);
-    cfg.psk_set = true;
-    cfg.heartbeat_ms = 20;
-    cfg.session_timeout_ms = 40;
-    cfg.handshake_timeout_ms = 200;
+    node_config(&cfg);
+    if (o && o->psk) {
+        memcpy(cfg.psk, o->psk, 32);
+    }
     cfg.accept_any = o ? o->accept_any : true;
-    cr_assert_eq(nmi_mesh_open_port(&cfg, p, now_us, &t->m), NM_OK, "%s",
-                 nm_errdetail());
-    t->n = n;
-    snprintf(t->addr, sizeof(t->addr), "127.0.0.1:%u", n);
-    nm_mesh_static_pubkey(t->m, t->pub);
-    t->id = nm_mesh_node_id(t->m);
-}
-
-/* One round: deliver everything queued, advance 1 ms, tick everyone. */
-static void
-pump(tnode *const *nodes, size_t k, unsigned rounds)
-{
-    for (unsigned r = 0; r < rounds; r++) {
-        nmi_loop_hub_run(hub, 0);
-        now_us += 1000;
-        for (size_t i = 0; i < k; i++) {
-            if (nodes[i]->m == NULL) {
-                continue;
-            }
-            if (nodes[i]->fault) {
-                nmi_fault_tick(nodes[i]->fault);
-            }
-            nmi_mesh_tick(nodes[i]->m, now_us);
-        }
-        nmi_loop_hub_run(hub, 0);
-    }
-}
-
-static bool
-has_peer(tnode *a, uint64_t id)
-{
-    nm_mesh_peer_info pi;
-    return nm_mesh_peer(a->m, id, &pi) == NM_OK && pi.state == NM_PEER_HEALTHY;
-}
-
-static void
-connect_direct(tnode *a, tnode *b, tnode *const *all, size_t k)
-{
-    cr_assert_eq(nm_mesh_accept(b->m, a->id), NM_OK);
-    cr_assert_eq(nmi_mesh_connect_start(a->m, b->addr, false, b->pub, b->id),
-                 NM_OK);
-    for (int i = 0; i < 50 && !(has_peer(a, b->id) && has_peer(b, a->id));
-         i++) {
-        pump(all, k, 1);
-    }
-    cr_assert(has_peer(a, b->id), "initiator has no session");
-    cr_assert(has_peer(b, a->id), "responder has no session");
-}
-
-static void
-fini_nodes(tnode *const *all, size_t k)
-{
-    for (size_t i = 0; i < k; i++) {
-        nm_mesh_close(all[i]->m);
-        all[i]->m = NULL;
-    }
-    nmi_loop_hub_free(hub);
-    hub = NULL;
+    node_open(t, n, p, &cfg);
 }
 
 static void
 setup(void)
 {
-    cr_assert_eq(nmi_loop_hub_new(&hub), NM_OK);
+    hub_setup();
 }
 
 static bool

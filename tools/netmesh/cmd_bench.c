@@ -33,35 +33,42 @@ static const struct {
 };
 /* clang-format on */
 
+static int
+scale_arg(void *scale, const char *name, const char *value)
+{
+    double x = atof(value);
+    if (!(x > 0 && x <= 100)) {
+        return nm_cli_usage_error("--scale takes (0, 100]");
+    }
+    *(double *)scale = x;
+    return 0;
+}
+
 int
 nm_cmd_bench(int argc, char **argv)
 {
     nmb_opts o = {.json = false, .runs = 5, .scale = 1.0};
     const char *group = NULL;
-
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            o.json = true;
-        } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-            o.runs = atoi(argv[++i]);
-            if (o.runs < 1 || o.runs > 101) {
-                return nm_cli_usage_error("--runs takes 1..101");
-            }
-        } else if (!strcmp(argv[i], "--url") && i + 1 < argc) {
-            o.url = argv[++i];
-        } else if (!strcmp(argv[i], "--scale") && i + 1 < argc) {
-            o.scale = atof(argv[++i]);
-            if (!(o.scale > 0 && o.scale <= 100)) {
-                return nm_cli_usage_error("--scale takes (0, 100]");
-            }
-        } else if (argv[i][0] == '-') {
-            return nm_cli_usage_error("bench: unknown option '%s'", argv[i]);
-        } else if (!group) {
-            group = argv[i];
-        } else {
-            return nm_cli_usage_error("bench: one group at a time");
-        }
+    long runs = o.runs;
+    const nm_cli_opt opts[] = {
+        NM_CLI_FLAG("--json", &o.json),
+        NM_CLI_LONG_LAX("--runs", &runs, 1, 101, "--runs takes %ld..%ld"),
+        NM_CLI_STR("--url", &o.url),
+        NM_CLI_CALL("--scale", &o.scale, scale_arg),
+    };
+    nm_cli_parser p = {
+        .opts = opts,
+        .nopts = NM_CLI_LEN(opts),
+        .args = &group,
+        .max_args = 1,
+        .unknown = "bench: unknown option '%s'",
+        .extra = "bench: one group at a time",
+    };
+    int prc = nm_cli_parse(&p, argc, argv);
+    if (prc != 0) {
+        return prc;
     }
+    o.runs = (int)runs;
     if (!group) {
         return nm_cli_usage_error(
             "usage: netmesh bench "

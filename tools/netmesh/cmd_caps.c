@@ -38,7 +38,6 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,12 +136,12 @@ nm_cmd_predicate(int argc, char **argv)
     const char *sub = argv[1];
     bool trace = false;
     if (strcmp(sub, "eval") == 0) {
-        for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "--trace") == 0) {
-                trace = true;
-            } else {
-                return predicate_usage();
-            }
+        const nm_cli_opt opts[] = {NM_CLI_FLAG("--trace", &trace)};
+        nm_cli_parser p = {
+            .opts = opts, .nopts = NM_CLI_LEN(opts), .usage = predicate_usage};
+        int rc = nm_cli_parse(&p, argc - 1, argv + 1);
+        if (rc != 0) {
+            return rc;
         }
     } else if (strcmp(sub, "encode") == 0) {
         if (argc != 2) {
@@ -409,27 +408,6 @@ parse_filter(nmi_arena *ar, const char *json, nm_capfilter *f)
     return 0;
 }
 
-/* 16 hex digits, 0x-prefixed hex, or decimal. */
-static int
-parse_id(const char *s, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v;
-    if (strlen(s) == 16 && strspn(s, "0123456789abcdefABCDEF") == 16) {
-        v = strtoull(s, &end, 16);
-    } else if (!strncmp(s, "0x", 2) || !strncmp(s, "0X", 2)) {
-        v = strtoull(s + 2, &end, 16);
-    } else {
-        v = strtoull(s, &end, 10);
-    }
-    if (errno != 0 || end == s || *end != '\0') {
-        return -1;
-    }
-    *out = (uint64_t)v;
-    return 0;
-}
-
 static void
 sleep_ms(unsigned ms)
 {
@@ -441,49 +419,28 @@ static int
 caps_find(int argc, char **argv)
 {
     const char *addr = NULL, *psk_file = NULL, *filter = "{}";
-    uint8_t key[32];
-    uint64_t id = 0;
-    bool have_key = false, have_id = false;
+    nm_cli_peer peer = {.id = 0};
     long wait_ms = 3000, min = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--peer") && has) {
-            addr = argv[++i];
-        } else if (!strcmp(a, "--peer-key") && has) {
-            if (nm_cli_hex_decode(argv[++i], key, 32) != 0) {
-                return nm_cli_usage_error("--peer-key takes 64 hex digits");
-            }
-            have_key = true;
-        } else if (!strcmp(a, "--peer-id") && has) {
-            if (parse_id(argv[++i], &id) != 0) {
-                return nm_cli_usage_error("--peer-id: bad node id '%s'",
-                                          argv[i]);
-            }
-            have_id = true;
-        } else if (!strcmp(a, "--psk-file") && has) {
-            psk_file = argv[++i];
-        } else if (!strcmp(a, "--filter") && has) {
-            filter = argv[++i];
-        } else if (!strcmp(a, "--wait-ms") && has) {
-            char *end;
-            wait_ms = strtol(argv[++i], &end, 10);
-            if (*end || wait_ms < 0 || wait_ms > 3600000L) {
-                return nm_cli_usage_error("--wait-ms takes 0..3600000");
-            }
-        } else if (!strcmp(a, "--min") && has) {
-            char *end;
-            min = strtol(argv[++i], &end, 10);
-            if (*end || min < 0 || min > 1000000L) {
-                return nm_cli_usage_error("--min takes 0..1000000");
-            }
-        } else {
-            return nm_cli_usage_error("caps find: unknown or incomplete "
-                                      "option '%s'",
-                                      a);
-        }
+    const nm_cli_opt opts[] = {
+        NM_CLI_STR("--peer", &addr),
+        NM_CLI_CALL("--peer-key", &peer, nm_cli_opt_peer_key),
+        NM_CLI_CALL("--peer-id", &peer, nm_cli_opt_peer_id),
+        NM_CLI_STR("--psk-file", &psk_file),
+        NM_CLI_STR("--filter", &filter),
+        NM_CLI_LONG("--wait-ms", &wait_ms, 0, 3600000L,
+                    "--wait-ms takes 0..3600000"),
+        NM_CLI_LONG("--min", &min, 0, 1000000L, "--min takes 0..1000000"),
+    };
+    nm_cli_parser p = {
+        .opts = opts,
+        .nopts = NM_CLI_LEN(opts),
+        .unknown = "caps find: unknown or incomplete option '%s'",
+    };
+    int ex = nm_cli_parse(&p, argc, argv);
+    if (ex != 0) {
+        return ex;
     }
-    if (addr == NULL || !have_key || !have_id || psk_file == NULL) {
+    if (addr == NULL || !peer.have_key || !peer.have_id || psk_file == NULL) {
         return nm_cli_usage_error(
             "usage: netmesh caps find --peer ADDR --peer-key HEX --peer-id "
             "ID --psk-file F [--filter JSON] [--wait-ms N] [--min N]");
@@ -491,7 +448,7 @@ caps_find(int argc, char **argv)
     nmi_arena ar;
     nmi_arena_init(&ar);
     nm_capfilter f;
-    int ex = parse_filter(&ar, filter, &f);
+    ex = parse_filter(&ar, filter, &f);
     if (ex != 0) {
         nmi_arena_free(&ar);
         return ex;
@@ -513,7 +470,7 @@ caps_find(int argc, char **argv)
         rc = nm_discovery_open(m, NULL, &d);
     }
     if (rc == NM_OK) {
-        rc = nm_mesh_connect_routed(m, addr, key, id, 0);
+        rc = nm_mesh_connect_routed(m, addr, peer.key, peer.id, 0);
     }
     if (rc != NM_OK) {
         ex = nm_cli_fail(rc, "caps find: joining through %s", addr);

@@ -26,7 +26,7 @@
 #include "cli.h"
 #include "cmd_channel.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,9 +140,7 @@ on_signal(int sig)
 
 typedef struct chan_opts {
     const char *psk_file, *peer, *channel, *identity, *token, *group, *listen;
-    uint8_t key[32];
-    uint64_t peer_id;
-    bool have_key, have_id;
+    nm_cli_peer node; /* --peer-key, --peer-id: the node at --peer */
     long count;
     char **msgs;
     int nmsgs;
@@ -162,22 +160,13 @@ channel_usage(void)
 }
 
 static int
-parse_id(const char *s, uint64_t *out)
+peer_id_arg(void *node, const char *name, const char *value)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v;
-    if (strlen(s) == 16 && strspn(s, "0123456789abcdefABCDEF") == 16) {
-        v = strtoull(s, &end, 16);
-    } else if (!strncmp(s, "0x", 2) || !strncmp(s, "0X", 2)) {
-        v = strtoull(s + 2, &end, 16);
-    } else {
-        v = strtoull(s, &end, 10);
+    nm_cli_peer *p = node;
+    if (nm_cli_node_id_parse(value, &p->id) != 0) {
+        return nm_cli_usage_error("bad --peer-id %s", value);
     }
-    if (errno != 0 || *end != '\0' || end == s) {
-        return -1;
-    }
-    *out = (uint64_t)v;
+    p->have_id = true;
     return 0;
 }
 
@@ -186,51 +175,37 @@ parse(int argc, char **argv, bool publish, chan_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->listen = "127.0.0.1:0";
-    int i = 2;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--psk-file") && has) {
-            o->psk_file = argv[++i];
-        } else if (!strcmp(a, "--peer") && has) {
-            o->peer = argv[++i];
-        } else if (!strcmp(a, "--peer-key") && has) {
-            if (nm_cli_hex_decode(argv[++i], o->key, 32) != 0) {
-                return nm_cli_usage_error("--peer-key takes 64 hex digits");
-            }
-            o->have_key = true;
-        } else if (!strcmp(a, "--peer-id") && has) {
-            if (parse_id(argv[++i], &o->peer_id) != 0) {
-                return nm_cli_usage_error("bad --peer-id %s", argv[i]);
-            }
-            o->have_id = true;
-        } else if (!strcmp(a, "--channel") && has) {
-            o->channel = argv[++i];
-        } else if (!strcmp(a, "--identity") && has) {
-            o->identity = argv[++i];
-        } else if (!strcmp(a, "--listen") && has) {
-            o->listen = argv[++i];
-        } else if (!publish && !strcmp(a, "--token") && has) {
-            o->token = argv[++i];
-        } else if (!publish && !strcmp(a, "--queue-group") && has) {
-            o->group = argv[++i];
-        } else if (!publish && !strcmp(a, "--count") && has) {
-            o->count = strtol(argv[++i], NULL, 10);
-            if (o->count <= 0) {
-                return nm_cli_usage_error("--count takes a positive number");
-            }
-        } else if (publish && a[0] != '-') {
-            break;
-        } else if (publish && !strcmp(a, "--")) {
-            i++;
-            break;
-        } else {
-            return channel_usage();
-        }
+    const nm_cli_opt both[] = {
+        NM_CLI_STR("--psk-file", &o->psk_file),
+        NM_CLI_STR("--peer", &o->peer),
+        NM_CLI_CALL("--peer-key", &o->node, nm_cli_opt_peer_key),
+        NM_CLI_CALL("--peer-id", &o->node, peer_id_arg),
+        NM_CLI_STR("--channel", &o->channel),
+        NM_CLI_STR("--identity", &o->identity),
+        NM_CLI_STR("--listen", &o->listen),
+    };
+    const nm_cli_opt subscribe_only[] = {
+        NM_CLI_STR("--token", &o->token),
+        NM_CLI_STR("--queue-group", &o->group),
+        NM_CLI_LONG_LAX("--count", &o->count, 1, LONG_MAX,
+                        "--count takes a positive number"),
+    };
+    nm_cli_parser p = {
+        .opts = both,
+        .nopts = NM_CLI_LEN(both),
+        .more = publish ? NULL : subscribe_only,
+        .nmore = publish ? 0 : NM_CLI_LEN(subscribe_only),
+        .flags = publish ? NM_CLI_STOP_AT_ARG | NM_CLI_DASHDASH : 0,
+        .usage = channel_usage,
+    };
+    /* argv[0] is "channel", argv[1] the subcommand */
+    int rc = nm_cli_parse(&p, argc - 1, argv + 1);
+    if (rc != 0) {
+        return rc;
     }
-    o->msgs = argv + i;
-    o->nmsgs = argc - i;
-    if (!o->psk_file || !o->peer || !o->have_key || !o->have_id ||
+    o->msgs = argv + 1 + p.next;
+    o->nmsgs = argc - 1 - p.next;
+    if (!o->psk_file || !o->peer || !o->node.have_key || !o->node.have_id ||
         !o->channel) {
         return channel_usage();
     }
@@ -265,7 +240,7 @@ open_and_connect(const chan_opts *o, nm_mesh_t **out)
     if (rc != NM_OK) {
         return nm_cli_fail(rc, "open node on %s", o->listen);
     }
-    rc = nm_mesh_connect_routed(*out, o->peer, o->key, o->peer_id, 5000);
+    rc = nm_mesh_connect_routed(*out, o->peer, o->node.key, o->node.id, 5000);
     if (rc != NM_OK) {
         nm_mesh_close(*out);
         return nm_cli_fail(rc, "connect %s", o->peer);
@@ -306,7 +281,7 @@ do_subscribe(const chan_opts *o)
                             .token = have_token ? &chain : NULL,
                             .queue_group = o->group};
     nm_channel_reason why = NM_CHAN_OK;
-    rc = nm_channels_subscribe(ch, o->peer_id, o->channel, &so, 0, &why);
+    rc = nm_channels_subscribe(ch, o->node.id, o->channel, &so, 0, &why);
     if (rc != NM_OK) {
         int r = nm_cli_fail(rc, "subscribe %s", o->channel);
         nm_channels_close(ch);
@@ -314,7 +289,7 @@ do_subscribe(const chan_opts *o)
         return r;
     }
     fprintf(stderr, "subscribed to %s on %016llx\n", o->channel,
-            (unsigned long long)o->peer_id);
+            (unsigned long long)o->node.id);
     long got = 0;
     while (!stop_requested && (o->count == 0 || got < o->count)) {
         nm_channel_delivery *d = NULL;
@@ -334,7 +309,7 @@ do_subscribe(const chan_opts *o)
         fflush(stdout);
         nm_channel_delivery_free(d);
     }
-    (void)nm_channels_unsubscribe(ch, o->peer_id, o->channel, 1000, NULL);
+    (void)nm_channels_unsubscribe(ch, o->node.id, o->channel, 1000, NULL);
     nm_channels_close(ch);
     nm_mesh_close(m);
     return NM_CLI_EXIT_OK;
@@ -344,7 +319,7 @@ static int
 send_batch(nm_mesh_t *m, const chan_opts *o, uint64_t sid,
            const void *const *ptrs, const size_t *lens, size_t n)
 {
-    int rc = nm_mesh_send_with_retry(m, o->peer_id, sid, ptrs, lens, n, 64);
+    int rc = nm_mesh_send_with_retry(m, o->node.id, sid, ptrs, lens, n, 64);
     if (rc != NM_OK) {
         return nm_cli_fail(rc, "send to %s", o->peer);
     }
@@ -364,7 +339,7 @@ do_publish(const chan_opts *o)
     nm_stream_config_init(&sc);
     sc.reliability = NM_RELIABLE;
     sc.in_order = true;
-    rc = nm_mesh_open_stream(m, o->peer_id, sid, &sc);
+    rc = nm_mesh_open_stream(m, o->node.id, sid, &sc);
     if (rc != NM_OK) {
         nm_mesh_close(m);
         return nm_cli_fail(rc, "open stream");
@@ -393,7 +368,7 @@ do_publish(const chan_opts *o)
     /* wait (bounded) until the node acknowledged everything */
     for (int i = 0; out == 0 && i < 500; i++) {
         nm_stream_stats st;
-        if (nm_mesh_stream_stats(m, o->peer_id, sid, &st) != NM_OK ||
+        if (nm_mesh_stream_stats(m, o->node.id, sid, &st) != NM_OK ||
             st.in_flight == 0) {
             break;
         }

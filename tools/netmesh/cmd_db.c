@@ -38,7 +38,7 @@ typedef struct dbopts {
     uint64_t origin;
     bool json;
     const char *pos[3];
-    int npos;
+    size_t npos;
     /* queries */
     const char *status;
     const char *contains;
@@ -86,83 +86,71 @@ parse_u64(const char *s, uint64_t *out, int base)
     return 0;
 }
 
-/* Parse argv[from..]; options may come anywhere. 0, or the exit code of
- * a usage error. */
 static int
-parse(int argc, char **argv, int from, const char *allowed, dbopts *o)
+origin_arg(void *origin, const char *name, const char *value)
+{
+    if (parse_u64(value, origin, 16)) {
+        return nm_cli_usage_error("db: --origin takes hex, got '%s'", value);
+    }
+    return 0;
+}
+
+static int
+limit_arg(void *limit, const char *name, const char *value)
+{
+    uint64_t n;
+    if (parse_u64(value, &n, 10) || n == 0) {
+        return nm_cli_usage_error("db: --limit takes N >= 1");
+    }
+    *(size_t *)limit = (size_t)n;
+    return 0;
+}
+
+static int
+pinned_arg(void *pinned, const char *name, const char *value)
+{
+    *(int *)pinned = !strcmp(name, "--pinned");
+    return 0;
+}
+
+static int
+not_here(void *unused, const char *name, const char *value)
+{
+    return nm_cli_usage_error("db: %s does not apply here", name);
+}
+
+/* The options every subcommand takes (pin: pinned_arg where --pinned and
+ * --unpinned apply, else not_here); DB_NCOMMON of them. */
+#define DB_COMMON(o, pin)                                                     \
+    NM_CLI_STR("--dir", &(o)->dir),                                           \
+        NM_CLI_CALL("--origin", &(o)->origin, origin_arg),                    \
+        NM_CLI_FLAG("--json", &(o)->json),                                    \
+        NM_CLI_CALL_FLAG("--pinned", &(o)->pinned, pin),                      \
+        NM_CLI_CALL_FLAG("--unpinned", &(o)->pinned, pin)
+#define DB_NCOMMON 5
+
+/* Parse argv[1..] (argv[0]: the subcommand) with opts[0..n); options may
+ * come anywhere. 0, or the exit code of a usage error. */
+static int
+parse(int argc, char **argv, const nm_cli_opt *opts, size_t n, dbopts *o)
 {
     memset(o, 0, sizeof(*o));
     o->pinned = -1;
-    for (int i = from; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes = true;
-        if (!strcmp(a, "--json")) {
-            o->json = true;
-            takes = false;
-        } else if (!strcmp(a, "--pinned") || !strcmp(a, "--unpinned")) {
-            if (!strstr(allowed, "pinned")) {
-                return nm_cli_usage_error("db: %s does not apply here", a);
-            }
-            o->pinned = !strcmp(a, "--pinned");
-            takes = false;
-        } else if (a[0] == '-' && a[1] == '-') {
-            if (!v) {
-                return nm_cli_usage_error("db: %s needs a value", a);
-            }
-            const char *name = a + 2;
-            char want[40];
-            snprintf(want, sizeof(want), " %s ", name);
-            if (strcmp(name, "dir") && strcmp(name, "origin") &&
-                !strstr(allowed, want)) {
-                return nm_cli_usage_error("db: unknown option '%s'", a);
-            }
-            if (!strcmp(name, "dir")) {
-                o->dir = v;
-            } else if (!strcmp(name, "origin")) {
-                if (parse_u64(v, &o->origin, 16)) {
-                    return nm_cli_usage_error("db: --origin takes hex, got "
-                                              "'%s'",
-                                              v);
-                }
-            } else if (!strcmp(name, "status")) {
-                o->status = v;
-            } else if (!strcmp(name, "contains")) {
-                o->contains = v;
-            } else if (!strcmp(name, "order")) {
-                o->order = v;
-            } else if (!strcmp(name, "source")) {
-                o->source = v;
-            } else if (!strcmp(name, "limit")) {
-                uint64_t n;
-                if (parse_u64(v, &n, 10) || n == 0) {
-                    return nm_cli_usage_error("db: --limit takes N >= 1");
-                }
-                o->limit = (size_t)n;
-            } else if (!strcmp(name, "tag") && strstr(allowed, " tags ")) {
-                if (o->ntags == MAXTAGS) {
-                    return nm_cli_usage_error("db: at most %d tags", MAXTAGS);
-                }
-                o->tags[o->ntags++] = v;
-            } else if (!strcmp(name, "tag")) {
-                o->tag = v;
-            } else if (!strcmp(name, "any-tag")) {
-                if (o->nany == MAXTAGS) {
-                    return nm_cli_usage_error("db: at most %d tags", MAXTAGS);
-                }
-                o->any[o->nany++] = v;
-            }
-        } else {
-            if (o->npos == 3) {
-                return nm_cli_usage_error("db: unexpected argument '%s'", a);
-            }
-            o->pos[o->npos++] = a;
-            takes = false;
-        }
-        if (takes) {
-            i++;
-        }
+    nm_cli_parser p = {
+        .opts = opts,
+        .nopts = n,
+        .flags = NM_CLI_LONG_ONLY,
+        .args = o->pos,
+        .max_args = NM_CLI_LEN(o->pos),
+        .unknown = "db: unknown option '%s'",
+        .missing = "db: %s needs a value",
+        .extra = "db: unexpected argument '%s'",
+    };
+    int rc = nm_cli_parse(&p, argc, argv);
+    if (rc != 0) {
+        return rc;
     }
+    o->npos = p.nargs;
     if (!o->dir) {
         return nm_cli_usage_error("db: --dir D is required");
     }
@@ -332,16 +320,20 @@ cmd_tasks(int argc, char **argv)
         return usage();
     }
     const char *sub = argv[1];
-    const char *allowed;
-    if (!strcmp(sub, "create") || !strcmp(sub, "complete")) {
-        allowed = " ";
-    } else if (!strcmp(sub, "list")) {
-        allowed = " status contains order limit ";
-    } else {
+    bool list = !strcmp(sub, "list");
+    if (!list && strcmp(sub, "create") && strcmp(sub, "complete")) {
         return nm_cli_usage_error("db tasks: unknown subcommand '%s'", sub);
     }
     dbopts o;
-    int rc = parse(argc, argv, 2, allowed, &o);
+    const nm_cli_opt opts[] = {
+        DB_COMMON(&o, not_here), /* create, complete: these only */
+        NM_CLI_STR("--status", &o.status),
+        NM_CLI_STR("--contains", &o.contains),
+        NM_CLI_STR("--order", &o.order),
+        NM_CLI_CALL("--limit", &o.limit, limit_arg),
+    };
+    int rc = parse(argc - 1, argv + 1, opts,
+                   list ? NM_CLI_LEN(opts) : DB_NCOMMON, &o);
     if (rc) {
         return rc;
     }
@@ -449,16 +441,31 @@ cmd_memories(int argc, char **argv)
         return usage();
     }
     const char *sub = argv[1];
-    const char *allowed;
-    if (!strcmp(sub, "store")) {
-        allowed = " tags tag source ";
-    } else if (!strcmp(sub, "find")) {
-        allowed = " tag any-tag contains source order limit pinned ";
-    } else {
+    bool store = !strcmp(sub, "store");
+    if (!store && strcmp(sub, "find")) {
         return nm_cli_usage_error("db memories: unknown subcommand '%s'", sub);
     }
     dbopts o;
-    int rc = parse(argc, argv, 2, allowed, &o);
+    const nm_cli_opt store_opts[] = {
+        DB_COMMON(&o, not_here),
+        NM_CLI_LIST("--tag", o.tags, &o.ntags, MAXTAGS,
+                    "db: at most %ld tags"),
+        NM_CLI_STR("--source", &o.source),
+    };
+    const nm_cli_opt find_opts[] = {
+        DB_COMMON(&o, pinned_arg),
+        NM_CLI_STR("--tag", &o.tag),
+        NM_CLI_LIST("--any-tag", o.any, &o.nany, MAXTAGS,
+                    "db: at most %ld tags"),
+        NM_CLI_STR("--contains", &o.contains),
+        NM_CLI_STR("--source", &o.source),
+        NM_CLI_STR("--order", &o.order),
+        NM_CLI_CALL("--limit", &o.limit, limit_arg),
+    };
+    int rc =
+        store
+            ? parse(argc - 1, argv + 1, store_opts, NM_CLI_LEN(store_opts), &o)
+            : parse(argc - 1, argv + 1, find_opts, NM_CLI_LEN(find_opts), &o);
     if (rc) {
         return rc;
     }

@@ -285,14 +285,15 @@ int
 nm_cmd_demo(int argc, char **argv)
 {
     bool quiet = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quiet")) {
-            quiet = true;
-        } else {
-            return nm_cli_usage_error("demo: unknown option '%s' (usage: "
-                                      "netmesh demo [--quiet])",
-                                      argv[i]);
-        }
+    const nm_cli_opt opts[] = {NM_CLI_FLAG("--quiet", &quiet)};
+    nm_cli_parser args = {
+        .opts = opts,
+        .nopts = NM_CLI_LEN(opts),
+        .unknown = "demo: unknown option '%s' (usage: netmesh demo [--quiet])",
+    };
+    int prc = nm_cli_parse(&args, argc, argv);
+    if (prc != 0) {
+        return prc;
     }
     printf("netmesh %s demo: an event bus on the in-memory adapter\n\n",
            nm_version());

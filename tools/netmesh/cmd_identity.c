@@ -130,15 +130,15 @@ identity_new(int argc, char **argv)
 {
     const char *out = NULL;
     bool json = false;
-
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else {
-            return identity_usage();
-        }
+    const nm_cli_opt opts[] = {
+        NM_CLI_STR("--out", &out),
+        NM_CLI_FLAG("--json", &json),
+    };
+    nm_cli_parser p = {
+        .opts = opts, .nopts = NM_CLI_LEN(opts), .usage = identity_usage};
+    int prc = nm_cli_parse(&p, argc, argv);
+    if (prc != 0) {
+        return prc;
     }
     if (out == NULL) {
         return identity_usage();
@@ -197,15 +197,15 @@ identity_show(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false;
-
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (argv[i][0] == '-' || path != NULL) {
-            return identity_usage();
-        } else {
-            path = argv[i];
-        }
+    const nm_cli_opt opts[] = {NM_CLI_FLAG("--json", &json)};
+    nm_cli_parser p = {.opts = opts,
+                       .nopts = NM_CLI_LEN(opts),
+                       .args = &path,
+                       .max_args = 1,
+                       .usage = identity_usage};
+    int prc = nm_cli_parse(&p, argc, argv);
+    if (prc != 0) {
+        return prc;
     }
     if (path == NULL) {
         return identity_usage();

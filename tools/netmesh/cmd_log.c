@@ -186,32 +186,49 @@ cmd_check(int argc, char **argv)
     return corrupt ? NM_CLI_EXIT_FAIL : NM_CLI_EXIT_OK;
 }
 
+/* --from SEQ */
+typedef struct from_opt {
+    uint64_t seq;
+    bool given;
+} from_opt;
+
+static int
+from_arg(void *from, const char *name, const char *value)
+{
+    from_opt *f = from;
+    if (parse_u64(value, &f->seq)) {
+        return nm_cli_usage_error("--from takes a seq");
+    }
+    f->given = true;
+    return 0;
+}
+
 /* ----------------------------------------------------------------- dump */
 
 static int
 cmd_dump(int argc, char **argv)
 {
     const char *dir = NULL;
-    uint64_t from = 0;
+    from_opt from = {0};
     print_opts o = {.full = true};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &from)) {
-                return nm_cli_usage_error("--from takes a seq");
-            }
-        } else if (!strcmp(argv[i], "--hex")) {
-            o.hex = true;
-        } else if (argv[i][0] == '-' || dir) {
-            return usage();
-        } else {
-            dir = argv[i];
-        }
+    const nm_cli_opt opts[] = {
+        NM_CLI_CALL("--from", &from, from_arg),
+        NM_CLI_FLAG("--hex", &o.hex),
+    };
+    nm_cli_parser p = {.opts = opts,
+                       .nopts = NM_CLI_LEN(opts),
+                       .args = &dir,
+                       .max_args = 1,
+                       .usage = usage};
+    int rc = nm_cli_parse(&p, argc, argv);
+    if (rc != 0) {
+        return rc;
     }
     if (!dir) {
         return usage();
     }
     nm_redex_reader *r;
-    int rc = nm_redex_reader_open(dir, from, false, &r);
+    rc = nm_redex_reader_open(dir, from.seq, false, &r);
     if (rc) {
         return nm_cli_fail(rc, "log dump %s", dir);
     }
@@ -248,34 +265,30 @@ channel_path(const char *dir, const char *channel)
 static int
 cmd_tail(int argc, char **argv)
 {
-    const char *dir = NULL, *channel = NULL;
-    uint64_t from = 0;
-    bool have_from = false, follow = false;
+    const char *pos[2] = {NULL, NULL}; /* DIR CHANNEL */
+    from_opt from = {0};
+    bool follow = false;
     print_opts o = {.full = false};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-            if (parse_u64(argv[++i], &from)) {
-                return nm_cli_usage_error("--from takes a seq");
-            }
-            have_from = true;
-        } else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f")) {
-            follow = true;
-        } else if (!strcmp(argv[i], "--hex")) {
-            o.hex = true;
-        } else if (argv[i][0] == '-') {
-            return usage();
-        } else if (!dir) {
-            dir = argv[i];
-        } else if (!channel) {
-            channel = argv[i];
-        } else {
-            return usage();
-        }
+    const nm_cli_opt opts[] = {
+        NM_CLI_CALL("--from", &from, from_arg),
+        NM_CLI_FLAG("--follow", &follow),
+        NM_CLI_FLAG("-f", &follow),
+        NM_CLI_FLAG("--hex", &o.hex),
+    };
+    nm_cli_parser p = {.opts = opts,
+                       .nopts = NM_CLI_LEN(opts),
+                       .args = pos,
+                       .max_args = 2,
+                       .usage = usage};
+    int rc = nm_cli_parse(&p, argc, argv);
+    if (rc != 0) {
+        return rc;
     }
+    const char *dir = pos[0], *channel = pos[1];
     if (!dir || !channel) {
         return usage();
     }
-    int rc = nm_channel_name_validate(channel, strlen(channel));
+    rc = nm_channel_name_validate(channel, strlen(channel));
     if (rc) {
         return nm_cli_fail(rc, "log tail: channel '%s'", channel);
     }
@@ -283,7 +296,7 @@ cmd_tail(int argc, char **argv)
     if (!cdir) {
         return nm_cli_fail(NM_ENOMEM, "log tail");
     }
-    if (!have_from) {
+    if (!from.given) {
         /* The last 10 records, like tail(1). */
         nm_redex_check_report cr;
         rc = nm_redex_check(cdir, &cr);
@@ -291,10 +304,10 @@ cmd_tail(int argc, char **argv)
             free(cdir);
             return nm_cli_fail(rc, "log tail %s %s", dir, channel);
         }
-        from = cr.first_seq + (cr.records > 10 ? cr.records - 10 : 0);
+        from.seq = cr.first_seq + (cr.records > 10 ? cr.records - 10 : 0);
     }
     nm_redex_reader *r;
-    rc = nm_redex_reader_open(cdir, from, true, &r);
+    rc = nm_redex_reader_open(cdir, from.seq, true, &r);
     free(cdir);
     if (rc) {
         return nm_cli_fail(rc, "log tail %s %s", dir, channel);
@@ -328,51 +341,52 @@ cmd_tail(int argc, char **argv)
 /* --------------------------------------------------------------- append */
 
 static int
+fsync_arg(void *always, const char *name, const char *value)
+{
+    if (!strcmp(value, "always")) {
+        *(bool *)always = true;
+    } else if (!strcmp(value, "never")) {
+        *(bool *)always = false;
+    } else {
+        return nm_cli_usage_error("--fsync takes always|never");
+    }
+    return 0;
+}
+
+static int
 cmd_append(int argc, char **argv)
 {
-    const char *dir = NULL, *channel = NULL;
-    bool always = false, dashdash = false;
-    char **payloads = calloc((size_t)argc, sizeof(char *));
-    int np = 0;
-    if (!payloads) {
+    bool always = false;
+    /* DIR CHANNEL PAYLOAD... */
+    const char **pos = calloc((size_t)argc, sizeof(char *));
+    if (!pos) {
         return nm_cli_fail(NM_ENOMEM, "log append");
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!dashdash && !strcmp(a, "--")) {
-            dashdash = true;
-        } else if (!dashdash && !strcmp(a, "--fsync") && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "always")) {
-                always = true;
-            } else if (!strcmp(v, "never")) {
-                always = false;
-            } else {
-                free(payloads);
-                return nm_cli_usage_error("--fsync takes always|never");
-            }
-        } else if (!dashdash && a[0] == '-' && a[1]) {
-            free(payloads);
-            return usage();
-        } else if (!dir) {
-            dir = a;
-        } else if (!channel) {
-            channel = a;
-        } else {
-            payloads[np++] = argv[i];
-        }
+    const nm_cli_opt opts[] = {NM_CLI_CALL("--fsync", &always, fsync_arg)};
+    nm_cli_parser p = {.opts = opts,
+                       .nopts = NM_CLI_LEN(opts),
+                       .flags = NM_CLI_DASHDASH | NM_CLI_DASH_IS_ARG,
+                       .args = pos,
+                       .max_args = (size_t)argc,
+                       .usage = usage};
+    int rc = nm_cli_parse(&p, argc, argv);
+    if (rc == 0 && p.nargs < 2) {
+        rc = usage();
     }
-    if (!dir || !channel) {
-        free(payloads);
-        return usage();
+    if (rc != 0) {
+        free(pos);
+        return rc;
     }
+    const char *dir = pos[0], *channel = pos[1];
+    const char **payloads = pos + 2;
+    int np = (int)p.nargs - 2;
     nm_redex_config cfg;
     nm_redex_config_init(&cfg);
     cfg.dir = dir;
     nm_redex *rx;
-    int rc = nm_redex_open(&cfg, &rx);
+    rc = nm_redex_open(&cfg, &rx);
     if (rc) {
-        free(payloads);
+        free(pos);
         return nm_cli_fail(rc, "log append: open %s", dir);
     }
     nm_redex_file_config fc;
@@ -386,7 +400,7 @@ cmd_append(int argc, char **argv)
     rc = nm_redex_open_file(rx, channel, &fc, &f);
     if (rc) {
         int r = nm_cli_fail(rc, "log append: open channel %s", channel);
-        free(payloads);
+        free(pos);
         nm_redex_close(rx);
         return r;
     }
@@ -419,7 +433,7 @@ cmd_append(int argc, char **argv)
         }
         free(line);
     }
-    free(payloads);
+    free(pos);
     rc = nm_redex_file_close(f); /* fsyncs */
     if (rc && ret == NM_CLI_EXIT_OK) {
         ret = nm_cli_fail(rc, "log append: close");

@@ -28,7 +28,7 @@
 #include "cli.h"
 #include "cmd_channel.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -45,9 +45,7 @@
 
 typedef struct peer_arg {
     const char *addr;
-    uint8_t key[32];
-    uint64_t id;
-    bool have_key, have_id;
+    nm_cli_peer node; /* --peer-key, --peer-id */
     bool connected;
     uint64_t next_try_ms;
 } peer_arg;
@@ -60,8 +58,9 @@ typedef struct node_opts {
     const char *caps_file;
     peer_arg peers[MAX_PEERS];
     size_t npeers;
+    bool ping; /* parsing the options of `netmesh ping` */
     bool accept_any, echo, json, routed, direct;
-    uint32_t heartbeat_ms, session_timeout_ms;
+    long heartbeat_ms, session_timeout_ms;
     /* ping */
     const char *target;
     long count, interval_ms, timeout_ms;
@@ -104,133 +103,91 @@ now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* 16 hex digits, 0x-prefixed hex, or decimal. */
+/* --peer ADDR adds a peer; --peer-key and --peer-id apply to the last one
+ * (ping: to its only peer, which the first of them adds). */
 static int
-parse_node_id(const char *s, uint64_t *out)
+peer_add(void *opts, const char *name, const char *value)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v;
-    if (strlen(s) == 16 && strspn(s, "0123456789abcdefABCDEF") == 16) {
-        v = strtoull(s, &end, 16);
-    } else if (!strncmp(s, "0x", 2) || !strncmp(s, "0X", 2)) {
-        v = strtoull(s + 2, &end, 16);
-    } else {
-        v = strtoull(s, &end, 10);
+    node_opts *o = opts;
+    if (o->npeers == MAX_PEERS) {
+        return nm_cli_usage_error("at most %d --peer", MAX_PEERS);
     }
-    if (errno != 0 || *end != '\0' || end == s) {
-        return -1;
-    }
-    *out = (uint64_t)v;
+    o->peers[o->npeers++].addr = value;
     return 0;
 }
 
 static int
-parse_u32(const char *flag, const char *s, uint32_t min, uint32_t *out)
+peer_key_or_id(void *opts, const char *name, const char *value)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || v < (long)min || v > 86400000L) {
-        return nm_cli_usage_error("%s takes a number >= %u", flag, min);
+    node_opts *o = opts;
+    if (o->ping && o->npeers == 0) {
+        o->npeers = 1;
     }
-    *out = (uint32_t)v;
-    return 0;
+    if (o->npeers == 0) {
+        return nm_cli_usage_error("%s must follow --peer", name);
+    }
+    nm_cli_peer *p = &o->peers[o->npeers - 1].node;
+    return !strcmp(name, "--peer-key") ? nm_cli_opt_peer_key(p, name, value)
+                                       : nm_cli_opt_peer_id(p, name, value);
+}
+
+static int
+channel_add(void *unused, const char *name, const char *value)
+{
+    return nm_cli_channel_arg(value);
 }
 
 static int
 parse_opts(int argc, char **argv, bool ping, node_opts *o)
 {
     memset(o, 0, sizeof(*o));
+    o->ping = ping;
     o->count = 5;
     o->interval_ms = 200;
     o->timeout_ms = 2000;
-    peer_arg *cur = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--listen") && has) {
-            o->listen = argv[++i];
-        } else if (!strcmp(a, "--psk-file") && has) {
-            o->psk_file = argv[++i];
-        } else if (!strcmp(a, "--identity") && has) {
-            o->identity = argv[++i];
-        } else if (!ping && !strcmp(a, "--static-key") && has) {
-            o->static_key = argv[++i];
-        } else if (!ping && !strcmp(a, "--channel") && has) {
-            if (nm_cli_channel_arg(argv[++i]) != 0) {
-                return NM_CLI_EXIT_USAGE;
-            }
-        } else if (!ping && !strcmp(a, "--caps") && has) {
-            o->caps_file = argv[++i];
-        } else if (!ping && !strcmp(a, "--peer") && has) {
-            if (o->npeers == MAX_PEERS) {
-                return nm_cli_usage_error("at most %d --peer", MAX_PEERS);
-            }
-            cur = &o->peers[o->npeers++];
-            cur->addr = argv[++i];
-        } else if (!strcmp(a, "--peer-key") && has) {
-            if (ping && cur == NULL) {
-                cur = &o->peers[o->npeers++];
-            }
-            if (cur == NULL) {
-                return nm_cli_usage_error("--peer-key must follow --peer");
-            }
-            if (nm_cli_hex_decode(argv[++i], cur->key, 32) != 0) {
-                return nm_cli_usage_error("--peer-key takes 64 hex digits");
-            }
-            cur->have_key = true;
-        } else if (!strcmp(a, "--peer-id") && has) {
-            if (ping && cur == NULL) {
-                cur = &o->peers[o->npeers++];
-            }
-            if (cur == NULL) {
-                return nm_cli_usage_error("--peer-id must follow --peer");
-            }
-            if (parse_node_id(argv[++i], &cur->id) != 0) {
-                return nm_cli_usage_error("--peer-id: bad node id '%s'",
-                                          argv[i]);
-            }
-            cur->have_id = true;
-        } else if (!ping && !strcmp(a, "--accept-any")) {
-            o->accept_any = true;
-        } else if (!ping && !strcmp(a, "--echo")) {
-            o->echo = true;
-        } else if (!ping && !strcmp(a, "--json-events")) {
-            o->json = true;
-        } else if (ping && !strcmp(a, "--json")) {
-            o->json = true;
-        } else if (!ping && !strcmp(a, "--routed")) {
-            o->routed = true;
-        } else if (ping && !strcmp(a, "--direct")) {
-            o->direct = true;
-        } else if (!ping && !strcmp(a, "--heartbeat-ms") && has) {
-            if (parse_u32(a, argv[++i], 5, &o->heartbeat_ms) != 0) {
-                return NM_CLI_EXIT_USAGE;
-            }
-        } else if (!ping && !strcmp(a, "--session-timeout-ms") && has) {
-            if (parse_u32(a, argv[++i], 10, &o->session_timeout_ms) != 0) {
-                return NM_CLI_EXIT_USAGE;
-            }
-        } else if (ping && !strcmp(a, "--count") && has) {
-            o->count = strtol(argv[++i], NULL, 10);
-            if (o->count < 0 || o->count > 100000) {
-                return nm_cli_usage_error("--count takes 0..100000");
-            }
-        } else if (ping && !strcmp(a, "--interval-ms") && has) {
-            o->interval_ms = strtol(argv[++i], NULL, 10);
-            if (o->interval_ms < 0) {
-                return nm_cli_usage_error("--interval-ms takes >= 0");
-            }
-        } else if (ping && !strcmp(a, "--timeout-ms") && has) {
-            o->timeout_ms = strtol(argv[++i], NULL, 10);
-            if (o->timeout_ms <= 0) {
-                return nm_cli_usage_error("--timeout-ms takes > 0");
-            }
-        } else if (ping && a[0] != '-' && o->target == NULL) {
-            o->target = a;
-        } else {
-            return nm_cli_usage_error("unknown or incomplete option '%s'", a);
-        }
+    const nm_cli_opt node_only[] = {
+        NM_CLI_STR("--static-key", &o->static_key),
+        NM_CLI_CALL("--channel", NULL, channel_add),
+        NM_CLI_STR("--caps", &o->caps_file),
+        NM_CLI_CALL("--peer", o, peer_add),
+        NM_CLI_FLAG("--accept-any", &o->accept_any),
+        NM_CLI_FLAG("--echo", &o->echo),
+        NM_CLI_FLAG("--json-events", &o->json),
+        NM_CLI_FLAG("--routed", &o->routed),
+        NM_CLI_LONG("--heartbeat-ms", &o->heartbeat_ms, 5, 86400000L,
+                    "--heartbeat-ms takes a number >= %ld"),
+        NM_CLI_LONG("--session-timeout-ms", &o->session_timeout_ms, 10,
+                    86400000L, "--session-timeout-ms takes a number >= %ld"),
+    };
+    const nm_cli_opt both[] = {
+        NM_CLI_STR("--listen", &o->listen),
+        NM_CLI_STR("--psk-file", &o->psk_file),
+        NM_CLI_STR("--identity", &o->identity),
+        NM_CLI_CALL("--peer-key", o, peer_key_or_id),
+        NM_CLI_CALL("--peer-id", o, peer_key_or_id),
+    };
+    const nm_cli_opt ping_only[] = {
+        NM_CLI_FLAG("--json", &o->json),
+        NM_CLI_FLAG("--direct", &o->direct),
+        NM_CLI_LONG_LAX("--count", &o->count, 0, 100000,
+                        "--count takes 0..100000"),
+        NM_CLI_LONG_LAX("--interval-ms", &o->interval_ms, 0, LONG_MAX,
+                        "--interval-ms takes >= 0"),
+        NM_CLI_LONG_LAX("--timeout-ms", &o->timeout_ms, 1, LONG_MAX,
+                        "--timeout-ms takes > 0"),
+    };
+    nm_cli_parser p = {
+        .opts = ping ? ping_only : node_only,
+        .nopts = ping ? NM_CLI_LEN(ping_only) : NM_CLI_LEN(node_only),
+        .more = both,
+        .nmore = NM_CLI_LEN(both),
+        .args = &o->target,
+        .max_args = ping ? 1 : 0,
+        .unknown = "unknown or incomplete option '%s'",
+    };
+    int rc = nm_cli_parse(&p, argc, argv);
+    if (rc != 0) {
+        return rc;
     }
     if (o->psk_file == NULL) {
         return nm_cli_usage_error("--psk-file is required");
@@ -248,7 +205,7 @@ parse_opts(int argc, char **argv, bool ping, node_opts *o)
         o->peers[0].addr = o->target;
     }
     for (size_t i = 0; i < o->npeers; i++) {
-        if (!o->peers[i].have_key || !o->peers[i].have_id) {
+        if (!o->peers[i].node.have_key || !o->peers[i].node.have_id) {
             return nm_cli_usage_error(
                 "peer %s needs --peer-key HEX and --peer-id ID",
                 o->peers[i].addr ? o->peers[i].addr : "?");
@@ -295,10 +252,10 @@ open_mesh(const node_opts *o, const char *listen, nm_mesh_t **out)
         cfg.static_key_set = true;
     }
     if (o->heartbeat_ms) {
-        cfg.heartbeat_ms = o->heartbeat_ms;
+        cfg.heartbeat_ms = (uint32_t)o->heartbeat_ms;
     }
     if (o->session_timeout_ms) {
-        cfg.session_timeout_ms = o->session_timeout_ms;
+        cfg.session_timeout_ms = (uint32_t)o->session_timeout_ms;
     }
     cfg.accept_any = o->accept_any;
     int rc = nm_mesh_open(&cfg, out);
@@ -362,10 +319,10 @@ connect_auto(nm_mesh_t *m, bool routed_only, const peer_arg *p)
 {
     int rc = NM_ETIMEDOUT;
     if (!routed_only) {
-        rc = nm_mesh_connect(m, p->addr, p->key, p->id, 2000);
+        rc = nm_mesh_connect(m, p->addr, p->node.key, p->node.id, 2000);
     }
     if (rc == NM_ETIMEDOUT) {
-        rc = nm_mesh_connect_routed(m, p->addr, p->key, p->id, 0);
+        rc = nm_mesh_connect_routed(m, p->addr, p->node.key, p->node.id, 0);
     }
     return rc;
 }
@@ -382,7 +339,7 @@ try_connect(nm_mesh_t *m, node_opts *o, peer_arg *p, bool json)
     if (json) {
         printf("{\"event\":\"connect_failed\",\"node_id\":\"%016llx\","
                "\"addr\":\"%s\",\"error\":\"%s\"}\n",
-               (unsigned long long)p->id, p->addr, nm_err_name(rc));
+               (unsigned long long)p->node.id, p->addr, nm_err_name(rc));
         fflush(stdout);
     } else {
         fprintf(stderr, "netmesh: connect %s: %s (%s); retrying\n", p->addr,
@@ -469,7 +426,7 @@ nm_cmd_node(int argc, char **argv)
         return rc;
     }
     for (size_t i = 0; i < o.npeers; i++) {
-        nm_mesh_accept(m, o.peers[i].id);
+        nm_mesh_accept(m, o.peers[i].node.id);
     }
     print_listening(m, o.json);
     int fd = nm_mesh_fd(m);
@@ -478,7 +435,7 @@ nm_cmd_node(int argc, char **argv)
             peer_arg *p = &o.peers[i];
             if (!p->connected && now_ms() >= p->next_try_ms) {
                 nm_mesh_peer_info pi;
-                if (nm_mesh_peer(m, p->id, &pi) == NM_OK) {
+                if (nm_mesh_peer(m, p->node.id, &pi) == NM_OK) {
                     p->connected = true; /* it connected to us */
                 } else {
                     try_connect(m, &o, p, o.json);
@@ -555,8 +512,9 @@ nm_cmd_ping(int argc, char **argv)
     }
     peer_arg *p = &o.peers[0];
     uint64_t t0 = now_us();
-    rc = o.direct ? nm_mesh_connect(m, p->addr, p->key, p->id, 0)
-                  : nm_mesh_connect_routed(m, p->addr, p->key, p->id, 0);
+    rc = o.direct
+             ? nm_mesh_connect(m, p->addr, p->node.key, p->node.id, 0)
+             : nm_mesh_connect_routed(m, p->addr, p->node.key, p->node.id, 0);
     double hs_us = (double)(now_us() - t0);
     if (rc != NM_OK) {
         int r = nm_cli_fail(rc, "handshake with %s", p->addr);
@@ -565,14 +523,14 @@ nm_cmd_ping(int argc, char **argv)
     }
     if (!o.json) {
         printf("handshake with %016llx at %s: %.0f us\n",
-               (unsigned long long)p->id, p->addr, hs_us);
+               (unsigned long long)p->node.id, p->addr, hs_us);
     }
     double *rtt = calloc((size_t)o.count + 1, sizeof(double));
     long got = 0;
     int exit_code = NM_CLI_EXIT_OK;
     nm_stream_config sc;
     nm_stream_config_init(&sc);
-    nm_mesh_open_stream(m, p->id, PING_STREAM, &sc);
+    nm_mesh_open_stream(m, p->node.id, PING_STREAM, &sc);
     for (long i = 0; i < o.count && !stop_requested; i++) {
         uint8_t msg[16];
         uint64_t seq = (uint64_t)i, ts = now_us();
@@ -580,7 +538,8 @@ nm_cmd_ping(int argc, char **argv)
         memcpy(msg + 8, &ts, 8);
         const void *ptr = msg;
         size_t len = sizeof(msg);
-        rc = nm_mesh_send_with_retry(m, p->id, PING_STREAM, &ptr, &len, 1, 8);
+        rc = nm_mesh_send_with_retry(m, p->node.id, PING_STREAM, &ptr, &len, 1,
+                                     8);
         if (rc != NM_OK) {
             exit_code = nm_cli_fail(rc, "send");
             break;
@@ -639,7 +598,7 @@ nm_cmd_ping(int argc, char **argv)
                "\"sent\":%ld,\"received\":%ld,\"rtt_min_us\":%.0f,"
                "\"rtt_avg_us\":%.0f,\"rtt_p50_us\":%.0f,\"rtt_max_us\":%.0f}"
                "\n",
-               (unsigned long long)p->id, p->addr, hs_us, o.count, got,
+               (unsigned long long)p->node.id, p->addr, hs_us, o.count, got,
                sorted_min, avg, p50, mx);
     } else if (got > 0) {
         printf("%ld/%ld echoed: rtt min %.0f / avg %.0f / p50 %.0f / max "

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ typedef struct stream_opts {
     const char *nonce_file;
     const char *from;
     const char *filter;
-    uint32_t shards;
+    long shards;
     long limit;
     bool follow;
     bool json;
@@ -55,56 +56,44 @@ parse_opts(int argc, char **argv, bool tail, stream_opts *o)
     memset(o, 0, sizeof(*o));
     o->shards = CLI_DEFAULT_SHARDS;
     o->limit = -1;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--redis") && has) {
-            o->redis = argv[++i];
-        } else if (!strcmp(a, "--jetstream") && has) {
-            o->jetstream = argv[++i];
-        } else if (!strcmp(a, "--prefix") && has) {
-            o->prefix = argv[++i];
-        } else if (!strcmp(a, "--shards") && has) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > NM_BUS_MAX_SHARDS) {
-                return nm_cli_usage_error("--shards takes 1..%d",
-                                          NM_BUS_MAX_SHARDS);
-            }
-            o->shards = (uint32_t)n;
-        } else if (!strcmp(a, "--json")) {
-            o->json = true;
-        } else if (!tail && !strcmp(a, "--nonce-file") && has) {
-            o->nonce_file = argv[++i];
-        } else if (tail && !strcmp(a, "--from") && has) {
-            o->from = argv[++i];
-        } else if (tail && !strcmp(a, "--filter") && has) {
-            o->filter = argv[++i];
-        } else if (tail && !strcmp(a, "--limit") && has) {
-            char *end;
-            o->limit = strtol(argv[++i], &end, 10);
-            if (*end || o->limit < 1) {
-                return nm_cli_usage_error("--limit takes a positive count");
-            }
-        } else if (tail && !strcmp(a, "--follow")) {
-            o->follow = true;
-        } else if (!strcmp(a, "--")) {
-            i++;
-            break;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            return nm_cli_usage_error("%s: unknown option '%s'", argv[0], a);
-        } else {
-            break;
-        }
+    const nm_cli_opt both[] = {
+        NM_CLI_STR("--redis", &o->redis),
+        NM_CLI_STR("--jetstream", &o->jetstream),
+        NM_CLI_STR("--prefix", &o->prefix),
+        NM_CLI_LONG("--shards", &o->shards, 1, NM_BUS_MAX_SHARDS,
+                    "--shards takes %ld..%ld"),
+        NM_CLI_FLAG("--json", &o->json),
+    };
+    const nm_cli_opt emit_only[] = {
+        NM_CLI_STR("--nonce-file", &o->nonce_file),
+    };
+    const nm_cli_opt tail_only[] = {
+        NM_CLI_STR("--from", &o->from),
+        NM_CLI_STR("--filter", &o->filter),
+        NM_CLI_LONG("--limit", &o->limit, 1, LONG_MAX,
+                    "--limit takes a positive count"),
+        NM_CLI_FLAG("--follow", &o->follow),
+    };
+    nm_cli_parser p = {
+        .opts = tail ? tail_only : emit_only,
+        .nopts = tail ? NM_CLI_LEN(tail_only) : NM_CLI_LEN(emit_only),
+        .more = both,
+        .nmore = NM_CLI_LEN(both),
+        .flags = NM_CLI_STOP_AT_ARG | NM_CLI_DASHDASH | NM_CLI_DASH_IS_ARG,
+        .unknown =
+            tail ? "tail: unknown option '%s'" : "emit: unknown option '%s'",
+    };
+    int rc = nm_cli_parse(&p, argc, argv);
+    if (rc != 0) {
+        return rc;
     }
-    o->first_arg = i;
+    o->first_arg = p.next;
     if (!o->redis == !o->jetstream) {
         return nm_cli_usage_error("%s needs exactly one of --redis URL or "
                                   "--jetstream URL",
                                   argv[0]);
     }
-    if (tail && i < argc) {
+    if (tail && p.next < argc) {
         return nm_cli_usage_error("tail takes no positional arguments");
     }
     return 0;
@@ -117,7 +106,7 @@ open_bus(const stream_opts *o, nm_bus **bus)
     static nm_jetstream_config jc;
     nm_bus_config cfg;
     nm_bus_config_init(&cfg);
-    cfg.shards = o->shards;
+    cfg.shards = (uint32_t)o->shards;
     cfg.backpressure = NM_BP_BLOCK;
     cfg.block_timeout_ms = 30000;
     cfg.producer_nonce_path = o->nonce_file;

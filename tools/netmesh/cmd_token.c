@@ -144,33 +144,17 @@ token_issue(int argc, char **argv)
     const char *channel = NULL, *ttl_s = NULL, *depth_s = NULL;
     const char *gen_s = NULL;
     bool json = false;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **slot = NULL;
-        if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!strcmp(a, "--identity")) {
-            slot = &idpath;
-        } else if (!strcmp(a, "--subject")) {
-            slot = &subject;
-        } else if (!strcmp(a, "--scope")) {
-            slot = &scope_s;
-        } else if (!strcmp(a, "--channel")) {
-            slot = &channel;
-        } else if (!strcmp(a, "--ttl")) {
-            slot = &ttl_s;
-        } else if (!strcmp(a, "--depth")) {
-            slot = &depth_s;
-        } else if (!strcmp(a, "--generation")) {
-            slot = &gen_s;
-        }
-        if (slot == NULL || i + 1 >= argc) {
-            return token_usage();
-        }
-        *slot = argv[++i];
+    const nm_cli_opt opts[] = {
+        NM_CLI_FLAG("--json", &json),      NM_CLI_STR("--identity", &idpath),
+        NM_CLI_STR("--subject", &subject), NM_CLI_STR("--scope", &scope_s),
+        NM_CLI_STR("--channel", &channel), NM_CLI_STR("--ttl", &ttl_s),
+        NM_CLI_STR("--depth", &depth_s),   NM_CLI_STR("--generation", &gen_s),
+    };
+    nm_cli_parser p = {
+        .opts = opts, .nopts = NM_CLI_LEN(opts), .usage = token_usage};
+    int prc = nm_cli_parse(&p, argc, argv);
+    if (prc != 0) {
+        return prc;
     }
     if (!idpath || !subject || !scope_s || !channel || !ttl_s) {
         return token_usage();
@@ -235,29 +219,16 @@ token_verify(int argc, char **argv)
     const char *tok_s = NULL, *channel = NULL, *scope_s = NULL;
     const char *subject = NULL, *skew_s = NULL;
     bool json = false;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **slot = NULL;
-        if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!strcmp(a, "--token")) {
-            slot = &tok_s;
-        } else if (!strcmp(a, "--channel")) {
-            slot = &channel;
-        } else if (!strcmp(a, "--scope")) {
-            slot = &scope_s;
-        } else if (!strcmp(a, "--subject")) {
-            slot = &subject;
-        } else if (!strcmp(a, "--skew")) {
-            slot = &skew_s;
-        }
-        if (slot == NULL || i + 1 >= argc) {
-            return token_usage();
-        }
-        *slot = argv[++i];
+    const nm_cli_opt opts[] = {
+        NM_CLI_FLAG("--json", &json),      NM_CLI_STR("--token", &tok_s),
+        NM_CLI_STR("--channel", &channel), NM_CLI_STR("--scope", &scope_s),
+        NM_CLI_STR("--subject", &subject), NM_CLI_STR("--skew", &skew_s),
+    };
+    nm_cli_parser p = {
+        .opts = opts, .nopts = NM_CLI_LEN(opts), .usage = token_usage};
+    int prc = nm_cli_parse(&p, argc, argv);
+    if (prc != 0) {
+        return prc;
     }
     if (tok_s == NULL) {
         return token_usage();
