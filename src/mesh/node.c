@@ -1078,6 +1078,7 @@ on_timer(uv_timer_t *t)
     io_lock(m);
     uint64_t now = nmi_node_now(m);
     nmi_node_tick_locked(m, now);
+    nmi_node_flush_locked(m); /* before the loop may block in its poll */
     io_unlock(m);
     nmi_node_ext_dispatch(m, now);
     pthread_mutex_lock(&m->mu);
@@ -1105,7 +1106,8 @@ on_check(uv_check_t *c)
     nm_mesh_t *m = c->data;
     /* after every loop iteration: most have no grant to send, and taking
      * mu then would only contend with a caller holding it */
-    if (!__atomic_load_n(&m->grants_pending, __ATOMIC_RELAXED)) {
+    if (!__atomic_load_n(&m->grants_pending, __ATOMIC_RELAXED) &&
+        !__atomic_load_n(&m->tx_later, __ATOMIC_RELAXED)) {
         return;
     }
     io_lock(m);

@@ -265,7 +265,12 @@ struct nm_mesh {
     uint8_t rxbuf[NMI_NODE_BUF];
     uint8_t txbuf[NMI_NODE_BUF];
     uint8_t ctlbuf[NMI_WIRE_MAX_PAYLOAD];
-    /* send batch (allocated on first use): NMI_NODE_BATCH slots */
+    /* send batch (allocated on first use): NMI_NODE_BATCH slots. Senders
+     * fill and flush it within one locked stretch; the I/O thread may
+     * also leave pingwave copies in it (nmi_node_raw_send_later), sent by
+     * the next flush: tx_later says so (__atomic: on_check reads it
+     * without mu) */
+    bool tx_later;
     uint8_t (*txb)[NMI_NODE_BUF];
     size_t txb_len[NMI_NODE_BATCH];
     nmi_addr txb_to[NMI_NODE_BATCH];
@@ -328,6 +333,12 @@ nmi_strm *nmi_node_stream(nm_mesh_t *m, nmi_peer *p, uint64_t id,
 void nmi_node_event(nm_mesh_t *m, nm_mesh_event_kind kind, uint64_t peer,
                     uint64_t stream_id);
 /* Route a datagram toward a peer: its next hop address. */
+/* Send raw bytes with the next batch flush instead of now: the I/O
+ * thread's pingwave floods go out in one sendmmsg per NMI_NODE_BATCH after
+ * the received batch was processed (on_check), so a handshake reply in the
+ * same batch is not queued behind them. Manual driver: sent at once. */
+void nmi_node_raw_send_later(nm_mesh_t *m, const nmi_addr *to,
+                             const uint8_t *buf, size_t len);
 int nmi_node_next_hop(nm_mesh_t *m, nmi_peer *p, nmi_addr *out);
 /* Seal header + payload for peer p and send it (routing header added for
  * routed peers). h: flags, subprotocol, stream, sequence, event_count set

@@ -512,7 +512,7 @@ on_pingwave(nm_mesh_t *m, const nmi_addr *from, const uint8_t *buf, size_t len)
             !nmi_route_split_horizon_ok(m->routes, origin, q->node_id)) {
             continue;
         }
-        (void)nmi_node_raw_send(m, &q->addr, out, sizeof(out));
+        nmi_node_raw_send_later(m, &q->addr, out, sizeof(out));
     }
 }
 
@@ -689,6 +689,10 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
 void
 nmi_node_flush_locked(nm_mesh_t *m)
 {
+    if (__atomic_load_n(&m->tx_later, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&m->tx_later, false, __ATOMIC_RELAXED);
+        nmi_node_flush_batch(m); /* pingwave floods (raw_send_later) */
+    }
     /* runs after every poll phase: skip the peer walk when nothing
      * received since the last flush asked for a grant */
     if (m->closing || !__atomic_load_n(&m->grants_pending, __ATOMIC_RELAXED)) {

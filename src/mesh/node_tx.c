@@ -69,6 +69,28 @@ nmi_node_raw_send(nm_mesh_t *m, const nmi_addr *to, const uint8_t *buf,
     return NM_OK;
 }
 
+void
+nmi_node_raw_send_later(nm_mesh_t *m, const nmi_addr *to, const uint8_t *buf,
+                        size_t len)
+{
+    if (!m->threaded || m->sock_fd < 0 || len > NMI_NODE_BUF) {
+        (void)nmi_node_raw_send(m, to, buf, len); /* manual driver: now */
+        return;
+    }
+    if (m->txb == NULL &&
+        (m->txb = malloc(NMI_NODE_BATCH * sizeof(*m->txb))) == NULL) {
+        (void)nmi_node_raw_send(m, to, buf, len);
+        return;
+    }
+    memcpy(m->txb[m->txb_n], buf, len);
+    m->txb_len[m->txb_n] = len;
+    m->txb_to[m->txb_n] = *to;
+    if (++m->txb_n == NMI_NODE_BATCH) {
+        nmi_node_flush_batch(m);
+    }
+    __atomic_store_n(&m->tx_later, true, __ATOMIC_RELAXED);
+}
+
 int
 nmi_node_next_hop(nm_mesh_t *m, nmi_peer *p, nmi_addr *out)
 {
@@ -231,7 +253,7 @@ nmi_node_send_pingwaves(nm_mesh_t *m, uint64_t now)
     for (size_t i = 0; i < m->peers.cap; i++) {
         nmi_peer *q = m->peers.vals[i];
         if (q != NULL && q->up && q->adjacent && q->state != NM_PEER_FAILED) {
-            (void)nmi_node_raw_send(m, &q->addr, out, sizeof(out));
+            nmi_node_raw_send_later(m, &q->addr, out, sizeof(out));
         }
     }
 }
