@@ -304,13 +304,14 @@ NM_API int nm_redex_tail_open(nm_redex_file *f, uint64_t from_seq,
                               nm_redex_tail **out);
 
 /* nm_redex_tail_next - wait up to timeout_ms (< 0 forever, 0 = poll) for
- * the next record. NM_OK: *ev is filled; ev->payload stays valid until
- * the next nm_redex_tail_next or nm_redex_tail_close. NM_ELAGGED: records
- * were skipped: ev->seq is the first one missed and
- * nm_redex_tail_position() where delivery resumes (payload NULL, len 0).
- * NM_ETIMEDOUT: nothing arrived. NM_ECLOSED: the tail was cancelled or
- * its log closed (records not yet delivered stay in the log). One reader
- * at a time per tail. */
+ * the next record (a caught-up reader spins up to 20 us, watching the
+ * log, before it sleeps; timeout 0 never spins). NM_OK: *ev is filled;
+ * ev->payload stays valid until the next nm_redex_tail_next or
+ * nm_redex_tail_close. NM_ELAGGED: records were skipped: ev->seq is the first
+ * one missed and nm_redex_tail_position() where delivery resumes (payload
+ * NULL, len 0). NM_ETIMEDOUT: nothing arrived. NM_ECLOSED: the tail was
+ * cancelled or its log closed (records not yet delivered stay in the log). One
+ * reader at a time per tail. */
 NM_API int nm_redex_tail_next(nm_redex_tail *t, nm_redex_event *ev,
                               int timeout_ms);
 

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <netmesh/cortex.h>
 #include <netmesh/name.h>
@@ -21,6 +22,52 @@
 
 #include "core/core.h"
 #include "cortex/postcard.h"
+
+/* Little-endian stores and loads of the event formats: one move each on
+ * a little-endian host (writes and the fold run them per event). */
+static inline void
+nmi_cx_st64(uint8_t *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, sizeof(v));
+#else
+    nmi_store_le64(p, v);
+#endif
+}
+
+static inline void
+nmi_cx_st32(uint8_t *p, uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, sizeof(v));
+#else
+    nmi_store_le32(p, v);
+#endif
+}
+
+static inline uint64_t
+nmi_cx_ld64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+#else
+    return nmi_load_le64(p);
+#endif
+}
+
+static inline uint32_t
+nmi_cx_ld32(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+#else
+    return nmi_load_le32(p);
+#endif
+}
 
 /* Events a fold applies per write-lock hold. */
 #define NMI_CX_FOLD_BATCH 256
@@ -129,16 +176,22 @@ extern const nmi_cx_kind nmi_cx_memories_kind;
 typedef struct nmi_cx_watch_ops nmi_cx_watch_ops;
 
 struct nmi_cx_model {
+    /* Set at open, read by writers and the fold alike. */
     const nmi_cx_kind *kind;
     nm_redex_file *file;
     nm_redex_tail *tail;
     uint64_t origin;
     nm_cortex_on_error on_error;
+    uint64_t replay_end; /* next_seq at open */
     char channel[NM_CHANNEL_NAME_MAX + 1];
-    _Atomic uint64_t app_seq; /* next EventMeta.seq_or_ts */
-    uint64_t replay_end;      /* next_seq at open */
+
+    /* Written by every write (the counter) and read by every write (the
+     * flag): a cache line of their own, which the fold never touches on
+     * its per-event path. (The model is allocated cache-line aligned.) */
+    _Alignas(NMI_CACHELINE) _Atomic uint64_t app_seq; /* next seq_or_ts */
     _Atomic bool closed;
-    _Atomic unsigned refs; /* the handle + each watch */
+
+    _Alignas(NMI_CACHELINE) _Atomic unsigned refs; /* handle + each watch */
 
     /* The state: the table and the applied watermark it reflects. */
     pthread_rwlock_t rw;
@@ -218,6 +271,10 @@ void nmi_cx_read_end(const void *view);
  * checksum v2), appends, fills *tok. */
 int nmi_cx_append(nmi_cx_model *m, uint8_t dispatch, nmi_pc_w *w,
                   nm_write_token *tok);
+/* nmi_cx_append over an encoded event p[0..len): p[0..24) is the meta
+ * slot (filled here), the postcard payload follows. */
+int nmi_cx_append_raw(nmi_cx_model *m, uint8_t dispatch, uint8_t *p,
+                      size_t len, nm_write_token *tok);
 /* Start a payload writer over buf: reserves the meta bytes. */
 void nmi_cx_payload_begin(nmi_pc_w *w, uint8_t *buf, size_t cap);
 

@@ -168,8 +168,11 @@ fold_main(void *arg)
         for (unsigned n = 0;;) {
             if (rc == NM_OK) {
                 int arc = apply_one(m, &ev);
-                snprintf(detail, sizeof(detail), "%s",
-                         arc ? nm_errdetail() : "");
+                if (nmi_unlikely(arc)) {
+                    snprintf(detail, sizeof(detail), "%s", nm_errdetail());
+                } else {
+                    detail[0] = '\0';
+                }
                 stop = note_result(m, ev.seq, ev.seq + 1, arc, detail,
                                    &applied_any);
             } else if (rc == NM_ELAGGED) {
@@ -346,7 +349,13 @@ nmi_cx_open(const nmi_cx_kind *kind, nm_redex *rx, const nm_cortex_config *cfg,
         }
     }
 
-    nmi_cx_model *m = calloc(1, sizeof(*m));
+    /* Cache-line aligned: the writers' counter has a line of its own. */
+    size_t msz = (sizeof(nmi_cx_model) + NMI_CACHELINE - 1) &
+                 ~(size_t)(NMI_CACHELINE - 1);
+    nmi_cx_model *m = aligned_alloc(NMI_CACHELINE, msz);
+    if (m) {
+        memset(m, 0, msz);
+    }
     if (!m) {
         nmi_cx_table_free(&snap_tab, kind->elem_free);
         return nmi_err(NM_ENOMEM, "cortex model");
@@ -494,29 +503,25 @@ nmi_cx_payload_begin(nmi_pc_w *w, uint8_t *buf, size_t cap)
 }
 
 int
-nmi_cx_append(nmi_cx_model *m, uint8_t dispatch, nmi_pc_w *w,
-              nm_write_token *tok)
+nmi_cx_append_raw(nmi_cx_model *m, uint8_t dispatch, uint8_t *p, size_t len,
+                  nm_write_token *tok)
 {
-    int rc = nmi_pc_w_status(w);
-    if (rc) {
-        nmi_pc_w_free(w);
-        return rc;
-    }
     if (atomic_load_explicit(&m->closed, memory_order_acquire)) {
-        nmi_pc_w_free(w);
         return nmi_err(NM_ECLOSED, "%s handle is closed", m->kind->name);
     }
-    uint8_t *p = w->p;
     p[0] = dispatch;
     p[1] = 0;
-    nmi_store_le64(p + 4, m->origin);
-    nmi_store_le64(p + 12, atomic_fetch_add(&m->app_seq, 1));
+    p[2] = 0;
+    p[3] = 0;
+    nmi_cx_st64(p + 4, m->origin);
+    nmi_cx_st64(p + 12, atomic_fetch_add_explicit(&m->app_seq, 1,
+                                                  memory_order_relaxed));
     /* checksum v2: the meta with a zero checksum slot, then the tail -
      * exactly the buffer as it stands. */
-    nmi_store_le32(p + 20, (uint32_t)XXH3_64bits(p, w->len));
+    nmi_cx_st32(p + 20, 0);
+    nmi_cx_st32(p + 20, (uint32_t)XXH3_64bits(p, len));
     uint64_t seq;
-    rc = nm_redex_append(m->file, p, w->len, &seq);
-    nmi_pc_w_free(w);
+    int rc = nm_redex_append(m->file, p, len, &seq);
     if (rc) {
         return rc;
     }
@@ -525,6 +530,18 @@ nmi_cx_append(nmi_cx_model *m, uint8_t dispatch, nmi_pc_w *w,
         tok->seq = seq;
     }
     return NM_OK;
+}
+
+int
+nmi_cx_append(nmi_cx_model *m, uint8_t dispatch, nmi_pc_w *w,
+              nm_write_token *tok)
+{
+    int rc = nmi_pc_w_status(w);
+    if (!rc) {
+        rc = nmi_cx_append_raw(m, dispatch, w->p, w->len, tok);
+    }
+    nmi_pc_w_free(w);
+    return rc;
 }
 
 /* --------------------------------------------------------------- waits */

@@ -330,9 +330,27 @@ nmi_pc_get_str(nmi_pc_r *r, const char **s, size_t *n, const char *what)
     return NM_OK;
 }
 
+/* Is p[0..n) all ASCII? Eight bytes at a time; the last (partial) step
+ * reads the final eight bytes again, overlapping. n >= 8. */
+static inline bool
+all_ascii8(const uint8_t *p, size_t n)
+{
+    uint64_t acc = 0, x;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&x, p + i, sizeof(x));
+        acc |= x;
+    }
+    memcpy(&x, p + n - 8, sizeof(x));
+    return ((acc | x) & 0x8080808080808080ull) == 0;
+}
+
 bool
 nmi_utf8_valid(const uint8_t *p, size_t n)
 {
+    if (n >= 8 && all_ascii8(p, n)) {
+        return true; /* the usual title, tag, source */
+    }
     size_t i = 0;
     while (i < n) {
         uint8_t c = p[i];

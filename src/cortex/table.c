@@ -3,6 +3,79 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* ------------------------------------------------------------- arrays */
+
+/* The table's two arrays come from malloc while small. From ARR_BIG on
+ * they are anonymous mappings in whole huge pages (ARR_HUGE) with
+ * transparent huge pages: the fold fills them with fresh memory as the
+ * state grows, and one fault per 2 MiB costs far less than 512 (a
+ * hypervisor may add a hidden fault to each); growth is an mremap, not a
+ * copy. */
+#define ARR_BIG (1u << 20)
+#define ARR_HUGE ((size_t)2 << 20)
+
+static size_t
+arr_span(size_t n)
+{
+    return (n + ARR_HUGE - 1) & ~(ARR_HUGE - 1);
+}
+
+/* A zeroed array of n bytes (n > 0). NULL when out of memory. */
+static void *
+arr_alloc(size_t n)
+{
+    if (n < ARR_BIG) {
+        return calloc(1, n);
+    }
+    void *m = mmap(NULL, arr_span(n), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        return NULL;
+    }
+    (void)madvise(m, arr_span(n), MADV_HUGEPAGE);
+    return m;
+}
+
+/* Free an array of n bytes (p may be NULL). */
+static void
+arr_free(void *p, size_t n)
+{
+    if (!p) {
+        return;
+    }
+    if (n < ARR_BIG) {
+        free(p);
+    } else {
+        munmap(p, arr_span(n));
+    }
+}
+
+/* Grow an array of `old` bytes (p may be NULL when old is 0) to n bytes,
+ * keeping its contents. NULL when out of memory (p is kept). */
+static void *
+arr_grow(void *p, size_t old, size_t n)
+{
+    if (n < ARR_BIG) {
+        return realloc(p, n);
+    }
+    if (old >= ARR_BIG) {
+        if (arr_span(n) == arr_span(old)) {
+            return p;
+        }
+        void *m = mremap(p, arr_span(old), arr_span(n), MREMAP_MAYMOVE);
+        return m == MAP_FAILED ? NULL : m;
+    }
+    void *m = arr_alloc(n);
+    if (m && old) {
+        memcpy(m, p, old);
+    }
+    if (m) {
+        free(p);
+    }
+    return m;
+}
 
 void
 nmi_cx_table_init(nmi_cx_table *t, size_t esize)
@@ -25,11 +98,13 @@ index_put(nmi_cx_table *t, uint64_t id, uint32_t idx1)
 static int
 rehash(nmi_cx_table *t, size_t nslots)
 {
-    uint32_t *ns = calloc(nslots, sizeof(*ns));
+    uint32_t *ns = arr_alloc(nslots * sizeof(*ns));
     if (!ns) {
         return nmi_err(NM_ENOMEM, "cortex: state index");
     }
-    free(t->slots);
+    if (t->slots) {
+        arr_free(t->slots, (t->mask + 1) * sizeof(*t->slots));
+    }
     t->slots = ns;
     t->mask = nslots - 1;
     t->shift = 64u - (unsigned)__builtin_ctzll((unsigned long long)nslots);
@@ -52,7 +127,7 @@ nmi_cx_table_reserve(nmi_cx_table *t, size_t more)
         while (nc < need) {
             nc *= 2;
         }
-        uint8_t *ni = realloc(t->items, nc * t->esize);
+        uint8_t *ni = arr_grow(t->items, t->cap * t->esize, nc * t->esize);
         if (!ni) {
             return nmi_err(NM_ENOMEM, "cortex: state items");
         }
@@ -153,8 +228,10 @@ void
 nmi_cx_table_free(nmi_cx_table *t, void (*efree)(void *))
 {
     nmi_cx_table_clear(t, efree);
-    free(t->items);
-    free(t->slots);
+    arr_free(t->items, t->cap * t->esize);
+    if (t->slots) {
+        arr_free(t->slots, (t->mask + 1) * sizeof(*t->slots));
+    }
     size_t es = t->esize;
     memset(t, 0, sizeof(*t));
     t->esize = es;

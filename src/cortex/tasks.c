@@ -341,6 +341,16 @@ write_titled(nm_cortex_tasks *t, uint8_t dispatch, uint64_t id,
         return rc;
     }
     uint8_t buf[256];
+    if (len <= sizeof(buf) - NM_CORTEX_META_SIZE - 30) {
+        /* The usual case, encoded in place: {id, title, now_ns}. */
+        size_t n = NM_CORTEX_META_SIZE;
+        n += nmi_pc_varint_encode(id, buf + n);
+        n += nmi_pc_varint_encode(len, buf + n);
+        memcpy(buf + n, title, len);
+        n += len;
+        n += nmi_pc_varint_encode(now_ns, buf + n);
+        return nmi_cx_append_raw(M(t), dispatch, buf, n, tok);
+    }
     nmi_pc_w w;
     nmi_cx_payload_begin(&w, buf, sizeof(buf));
     nmi_pc_put_varint(&w, id);

@@ -7,6 +7,8 @@
  *     [12..16) payload_len u32      (inline: payload bytes 4..8)
  *     [16..20) flags_and_checksum u32: flags top nibble, checksum =
  *              xxh3_64(payload) & 0x0FFFFFFF in the low 28 bits
+ *     (its encoder and decoder are inline in redex_impl.h: the append
+ *     and tail paths run them per record)
  *
  *   manifest, 16 bytes:
  *     [0..4) "REDM" | [4] version 1 | [5..9) generation u32 LE (>= 1) |
@@ -21,24 +23,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 #pragma GCC diagnostic pop
-
-void
-nmi_rx_rec_encode(const nmi_rx_rec *r, uint8_t out[NMI_RX_REC])
-{
-    nmi_store_le64(out, r->seq);
-    nmi_store_le32(out + 8, r->off);
-    nmi_store_le32(out + 12, r->len);
-    nmi_store_le32(out + 16, r->fc);
-}
-
-void
-nmi_rx_rec_decode(const uint8_t in[NMI_RX_REC], nmi_rx_rec *r)
-{
-    r->seq = nmi_load_le64(in);
-    r->off = nmi_load_le32(in + 8);
-    r->len = nmi_load_le32(in + 12);
-    r->fc = nmi_load_le32(in + 16);
-}
 
 uint32_t
 nmi_rx_checksum(const void *p, size_t n)

@@ -412,6 +412,12 @@ page_size(void)
     return ps;
 }
 
+uint64_t
+nmi_rx_page(void)
+{
+    return page_size();
+}
+
 void
 nmi_rx_region_anon(nmi_rx_region *r)
 {
@@ -431,12 +437,42 @@ nmi_rx_region_file(nmi_rx_region *r, int fd, uint64_t end)
     return nmi_rx_region_reserve(r, end + NMI_RX_REC);
 }
 
-int
-nmi_rx_region_reserve(nmi_rx_region *r, uint64_t need)
+void
+nmi_rx_populate(uint8_t *map, uint64_t from, uint64_t to)
 {
-    if (need <= r->cap) {
-        return NM_OK;
+    uint64_t ps = page_size();
+    from &= ~(ps - 1);
+    to = (to + ps - 1) & ~(ps - 1);
+    if (map && to > from) {
+        /* One call instead of one trap per page (Linux >= 5.14; ignored
+         * elsewhere, and the pages fault in on first touch instead). */
+        (void)madvise(map + from, (size_t)(to - from),
+                      NMI_MADV_POPULATE_WRITE);
     }
+}
+
+void
+nmi_rx_region_nohuge(nmi_rx_region *r)
+{
+    if (r->fd < 0 && r->map) {
+        (void)madvise(r->map, (size_t)r->cap, MADV_NOHUGEPAGE);
+    }
+}
+
+void
+nmi_rx_region_discard(nmi_rx_region *r, uint64_t from, uint64_t to)
+{
+    if (r->fd < 0 && r->map && to > from && to <= r->cap) {
+        (void)madvise(r->map + from, (size_t)(to - from), MADV_DONTNEED);
+    }
+}
+
+/* The next capacity of a region that needs `need` bytes: double (at least
+ * 80 KiB, at most 64 MiB at a time); huge: past NMI_RX_HUGE_MIN in whole
+ * huge pages, else in NMI_RX_GRAIN. */
+static uint64_t
+next_cap(const nmi_rx_region *r, uint64_t need, bool huge)
+{
     uint64_t step = r->cap < 4 * NMI_RX_GRAIN ? 4 * NMI_RX_GRAIN : r->cap;
     if (step > (64u << 20)) {
         step = 64u << 20;
@@ -445,7 +481,28 @@ nmi_rx_region_reserve(nmi_rx_region *r, uint64_t need)
     if (ncap < need) {
         ncap = need;
     }
-    ncap = (ncap + NMI_RX_GRAIN - 1) / NMI_RX_GRAIN * NMI_RX_GRAIN;
+    if (huge && ncap >= NMI_RX_HUGE_MIN) {
+        return (ncap + NMI_RX_HUGE - 1) & ~(uint64_t)(NMI_RX_HUGE - 1);
+    }
+    return (ncap + NMI_RX_GRAIN - 1) / NMI_RX_GRAIN * NMI_RX_GRAIN;
+}
+
+int
+nmi_rx_region_reserve(nmi_rx_region *r, uint64_t need)
+{
+    return nmi_rx_region_reserve_lim(r, need, true, true);
+}
+
+int
+nmi_rx_region_reserve_lim(nmi_rx_region *r, uint64_t need, bool huge,
+                          bool populate)
+{
+    if (need <= r->cap) {
+        return NM_OK;
+    }
+    uint64_t ps = page_size();
+    huge = huge && r->fd < 0;
+    uint64_t ncap = next_cap(r, need, huge);
     if (ncap > (uint64_t)SIZE_MAX / 2) {
         return nmi_err(NM_ENOMEM, "region of %llu bytes",
                        (unsigned long long)ncap);
@@ -461,12 +518,33 @@ nmi_rx_region_reserve(nmi_rx_region *r, uint64_t need)
         }
     }
     void *m;
-    if (r->map == NULL) {
+    bool to_huge = r->fd < 0 && huge && r->map && r->cap < NMI_RX_HUGE_MIN &&
+                   ncap >= NMI_RX_HUGE_MIN;
+    if (r->map == NULL || to_huge) {
         m = r->fd >= 0
                 ? mmap(NULL, (size_t)ncap, PROT_READ | PROT_WRITE, MAP_SHARED,
                        r->fd, 0)
                 : mmap(NULL, (size_t)ncap, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (to_huge && m != MAP_FAILED) {
+            /* Leaving 4 KiB pages: a fresh mapping, the (small) contents
+             * copied over. mremap would carry the small pages along, and
+             * they would keep the first 2 MiB out of huge pages. */
+            (void)madvise(m, (size_t)ncap, MADV_HUGEPAGE);
+            uint64_t from = r->released;
+            if (r->end > from) {
+                memcpy((uint8_t *)m + from, r->map + from,
+                       (size_t)(r->end - from));
+            }
+            munmap(r->map, (size_t)r->cap);
+            /* The copy faulted in the huge page(s) holding the data. */
+            r->ready = r->end ? (r->end + NMI_RX_HUGE - 1) &
+                                    ~(uint64_t)(NMI_RX_HUGE - 1)
+                              : 0;
+            if (r->ready > ncap) {
+                r->ready = ncap;
+            }
+        }
     } else {
         m = mremap(r->map, (size_t)r->cap, (size_t)ncap, MREMAP_MAYMOVE);
     }
@@ -485,23 +563,30 @@ nmi_rx_region_reserve(nmi_rx_region *r, uint64_t need)
     uint64_t ocap = r->cap;
     r->map = m;
     r->cap = ncap;
-    if (r->fd < 0) {
-        if (ncap >= (4u << 20)) {
-            /* Large in-memory logs: fewer page faults and TLB misses. */
+    if (r->fd >= 0) {
+        r->ready = ncap; /* file pages come from the page cache */
+    } else {
+        if (huge && ncap >= NMI_RX_HUGE_MIN) {
+            /* 2 MiB pages: one fault (and one TLB entry) per 2 MiB instead
+             * of 512. Whole huge-page sizes also make the kernel place the
+             * mapping on a 2 MiB boundary. */
             (void)madvise(r->map, (size_t)ncap, MADV_HUGEPAGE);
         }
-        /* Fault the new room in with one call rather than one trap per
-         * page (Linux >= 5.14; ignored elsewhere), at most 4 MiB past what
-         * is needed so resident memory stays close to what is used. */
-        uint64_t pe = need + (4u << 20);
-        if (pe > ncap) {
-            pe = ncap;
-        }
-        uint64_t ps = ocap & ~(page_size() - 1);
-        pe &= ~(page_size() - 1);
-        if (pe > ps) {
-            (void)madvise(r->map + ps, (size_t)(pe - ps),
-                          NMI_MADV_POPULATE_WRITE);
+        if (populate) {
+            /* At most 4 MiB past what is needed: resident memory stays
+             * close to what is used. */
+            uint64_t pe = need + (4u << 20);
+            if (pe > ncap) {
+                pe = ncap;
+            }
+            uint64_t ps0 = ocap & ~(ps - 1);
+            pe &= ~(ps - 1);
+            if (pe > ps0) {
+                nmi_rx_populate(r->map, ps0, pe);
+                if (pe > r->ready) {
+                    r->ready = pe;
+                }
+            }
         }
     }
     return NM_OK;
@@ -548,6 +633,7 @@ nmi_rx_region_unmap(nmi_rx_region *r, bool truncate)
         munmap(r->map, (size_t)r->cap);
         r->map = NULL;
     }
+    r->ready = 0;
     if (truncate && r->fd >= 0 && ftruncate(r->fd, (off_t)r->end) != 0) {
         rc = nmi_err(NM_EIO, "truncate a log file to %llu bytes: %s",
                      (unsigned long long)r->end, strerror(errno));

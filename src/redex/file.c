@@ -12,6 +12,13 @@
  * fsync runs outside the file mutex under sync_mu (leader/follower group
  * commit: whoever holds sync_mu fsyncs everything appended so far; waiters
  * behind it usually find their record already durable).
+ *
+ * Tails are cursors: a reader stages a batch under the mutex (of an
+ * in-memory log only the index records, pinning the regions to copy the
+ * rest without it), and when caught up watches next_pub for a moment
+ * before it arms itself (under the mutex) and sleeps on its eventfd; an
+ * append signals armed tails only. In-memory logs fault their memory in
+ * just ahead of the writer ("memory" below).
  */
 #define _GNU_SOURCE
 #include "redex/redex_impl.h"
@@ -20,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,8 +211,18 @@ struct nm_redex_tail {
     size_t nev, iev, ev_cap;
     uint8_t *arena;
     size_t arena_cap;
-    uint8_t *scratch;
+    uint8_t *scratch; /* the staged heap payloads, back to back */
     size_t scratch_cap;
+    /* The staged batch (tail_grab, under the log's mutex) that tail_build
+     * turns into events without it. */
+    size_t sk;     /* records staged */
+    bool s_disk;   /* payloads came from the file: verify checksums */
+    bool s_pinned; /* in-memory log: copy ts and payloads from the
+                      regions in tail_build (c->pins held) */
+    const uint8_t *s_pdat, *s_pts; /* pinned: where they start */
+    uint64_t s_arena;              /* arena bytes the batch needs */
+    uint8_t s_recs[WALK_CHUNK * NMI_RX_REC];
+    uint8_t s_ts[WALK_CHUNK * NMI_RX_TS];
 };
 
 static void
@@ -416,9 +434,27 @@ bytes_fn(void *ctx, uint64_t seq, const nmi_rx_rec *r)
     return true;
 }
 
+/* Wait until no tail is copying out of the regions (tails pin them under
+ * mu for a copy they make after releasing it, so holding mu, no new copy
+ * starts). Before moving, unmapping or releasing region memory. Caller
+ * holds mu. */
+static void
+wait_pins(nmi_rx_core *c)
+{
+    for (unsigned i = 0;
+         atomic_load_explicit(&c->pins, memory_order_acquire) != 0; i++) {
+        if (i < 4096) {
+            nmi_cpu_relax();
+        } else {
+            sched_yield(); /* a copier that lost its CPU */
+        }
+    }
+}
+
 static void
 release_to_cache(nmi_rx_core *c)
 {
+    wait_pins(c);
     uint64_t i = c->cache_lo - c->gen_first;
     nmi_rx_region_release(&c->idx, i * NMI_RX_REC);
     nmi_rx_region_release(&c->ts, i * NMI_RX_TS);
@@ -535,6 +571,195 @@ compact_due(const nmi_rx_core *c)
     uint64_t live = (c->next - c->low) * (NMI_RX_REC + NMI_RX_TS) +
                     (c->dat.end - c->low_dat);
     return dead >= COMPACT_MIN && dead >= live;
+}
+
+/* ------------------------------------------------ memory (in memory) */
+
+/*
+ * An in-memory log's three regions are anonymous mappings; only what is
+ * faulted in costs memory. Fresh memory is expensive to touch - a page
+ * fault per 4 KiB page, and on some hypervisors a second, hidden one on
+ * the first access - so:
+ *
+ * - regions of NMI_RX_HUGE_MIN and more use 2 MiB pages ("huge" regions;
+ *   a region moves to a fresh mapping when it becomes one, see
+ *   nmi_rx_region_reserve_lim), in logs whose cap is HUGE_LOG_MIN or more;
+ * - the writer faults memory in one step ahead of use, with one
+ *   MADV_POPULATE_WRITE: a huge region the huge page its next record
+ *   needs, a small region its new room at growth (up to SMALL_AHEAD past
+ *   the end). Just in time, on the writer's thread, so the zeroed lines
+ *   are still in its cache when the records land there. (Faulting further
+ *   ahead, or on another thread, measured slower.)
+ *
+ * Both are paid from the cap. A region holds its records plus its
+ * "extra": the room faulted in past its end, and at least the rest of the
+ * page its end is in (a huge page for huge regions). The accounted bytes
+ * (mem_used) plus every region's extra stay within max_memory_bytes:
+ * faulting in ahead only takes what the cap leaves, and once an append
+ * would pass (pre_append watches mem_mark), mem_check gives the room ahead
+ * back and, if that is not enough, the regions leave huge pages
+ * (mem_small) until the next compaction. So resident memory never passes
+ * the cap by more than the page rounding of the regions' ends.
+ */
+#define SMALL_AHEAD (4u << 20)
+#define MEM_HYST (64u << 10)
+/* Logs with a smaller cap never use huge pages (3 x 2 MiB of rounding
+ * would be too large a share of it). */
+#define HUGE_LOG_MIN (16u << 20)
+
+static inline uint64_t
+sat_sub(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+static inline uint64_t
+page_up(uint64_t x)
+{
+    uint64_t ps = nmi_rx_page();
+    return (x + ps - 1) & ~(ps - 1);
+}
+
+static inline uint64_t
+huge_up(uint64_t x)
+{
+    return (x + NMI_RX_HUGE - 1) & ~(uint64_t)(NMI_RX_HUGE - 1);
+}
+
+/* The bytes max_memory_bytes bounds (28 + heap payload per record).
+ * Caller holds mu. */
+static inline uint64_t
+mem_used(const nmi_rx_core *c)
+{
+    return c->live_bytes + (c->next - c->low) * NMI_RX_TS;
+}
+
+/* Does r use huge pages (or will it, as it grows)? */
+static inline bool
+mem_huge(const nmi_rx_core *c, const nmi_rx_region *r)
+{
+    return !c->mem_small && r->cap >= NMI_RX_HUGE_MIN;
+}
+
+/* Memory r may hold past its end (see above). */
+static uint64_t
+mem_extra(const nmi_rx_core *c, const nmi_rx_region *r)
+{
+    if (!r->map) {
+        return 0;
+    }
+    uint64_t unit = mem_huge(c, r) ? NMI_RX_HUGE : nmi_rx_page();
+    uint64_t room = sat_sub(r->ready, r->end);
+    return room > unit ? room : unit;
+}
+
+static uint64_t
+mem_extra_all(const nmi_rx_core *c)
+{
+    return mem_extra(c, &c->idx) + mem_extra(c, &c->dat) +
+           mem_extra(c, &c->ts);
+}
+
+/* pre_append calls mem_check once the accounted bytes would pass this. */
+static inline void
+mem_set_mark(nmi_rx_core *c)
+{
+    c->mem_mark = sat_sub(c->cfg.max_memory_bytes, mem_extra_all(c));
+}
+
+/* Give back each region's faulted-in room past its end, beyond the rest
+ * of the page (huge page, for huge regions) the end is in; leave: also
+ * leave huge pages, giving back the rest of the ends' huge pages too.
+ * Caller holds mu. */
+static void
+mem_give_back(nmi_rx_core *c, bool leave)
+{
+    nmi_rx_region *rg[3] = {&c->idx, &c->dat, &c->ts};
+    for (int i = 0; i < 3; i++) {
+        nmi_rx_region *r = rg[i];
+        if (!r->map) {
+            continue;
+        }
+        uint64_t keep = page_up(r->end + (i == 0 ? NMI_RX_REC : 0));
+        uint64_t top = r->ready;
+        if (leave) {
+            nmi_rx_region_nohuge(r);
+            if (r->cap >= NMI_RX_HUGE_MIN && huge_up(r->end) > top) {
+                top = huge_up(r->end);
+            }
+        } else if (mem_huge(c, r) && huge_up(r->end) > keep) {
+            keep = huge_up(r->end);
+        }
+        keep = keep > r->cap ? r->cap : keep;
+        top = top > r->cap ? r->cap : top;
+        if (top > keep) {
+            nmi_rx_region_discard(r, keep, top);
+        }
+        if (r->ready > keep) {
+            r->ready = keep;
+        }
+    }
+    if (leave) {
+        c->mem_small = true;
+    }
+    mem_set_mark(c);
+}
+
+/* An append would take the accounted bytes to `need`, past mem_mark:
+ * make room for it under the cap. Caller holds mu. */
+static void
+mem_check(nmi_rx_core *c, uint64_t need)
+{
+    mem_set_mark(c); /* the writer has used up part of the room */
+    if (need <= c->mem_mark) {
+        return;
+    }
+    mem_give_back(c, false);
+    if (need > c->mem_mark && !c->mem_small) {
+        mem_give_back(c, true);
+    }
+}
+
+/* Make anonymous region r writable up to `need`, for an append that
+ * takes the accounted bytes to `used` (<= the cap): grow the mapping when
+ * needed, then fault in the huge page `need` falls in (huge regions) or
+ * up to SMALL_AHEAD past need (4 KiB-page regions, as far as the cap
+ * leaves MEM_HYST to spare); near the cap, leave huge pages first. Caller
+ * holds mu. */
+static int
+mem_make_ready(nmi_rx_core *c, nmi_rx_region *r, uint64_t need, uint64_t used)
+{
+    if (need > r->cap) {
+        wait_pins(c); /* the mapping may move */
+        int rc = nmi_rx_region_reserve_lim(r, need, !c->mem_small, false);
+        if (rc) {
+            return rc;
+        }
+    }
+    uint64_t cap = c->cfg.max_memory_bytes;
+    if (!c->mem_small && used + mem_extra_all(c) > cap) {
+        mem_give_back(c, true); /* no room for huge-page rounding */
+    }
+    uint64_t to;
+    if (mem_huge(c, r)) {
+        to = huge_up(need); /* within the extra the mark counts */
+    } else {
+        /* As far as the cap leaves (minus MEM_HYST, so that the writer's
+         * page rounding does not make mem_check give it straight back). */
+        uint64_t avail = sat_sub(cap, used + mem_extra_all(c) + MEM_HYST);
+        uint64_t lim =
+            (r->end + mem_extra(c, r) + avail) & ~(nmi_rx_page() - 1);
+        to = page_up(need + SMALL_AHEAD);
+        to = to > lim ? lim : to;
+        to = to < page_up(need) ? page_up(need) : to;
+    }
+    to = to > r->cap ? r->cap : to;
+    if (to > r->ready) {
+        nmi_rx_populate(r->map, r->ready, to);
+        r->ready = to;
+    }
+    mem_set_mark(c);
+    return NM_OK;
 }
 
 /* ---------------------------------------------------------- compaction */
@@ -681,12 +906,11 @@ compact_locked(nmi_rx_core *c, bool quarantine)
         nmi_rx_region_anon(&ni);
         nmi_rx_region_anon(&nd);
         nmi_rx_region_anon(&nt);
-        rc = nmi_rx_region_reserve(&ni, (n + 1) * NMI_RX_REC);
-        if (!rc) {
-            rc = nmi_rx_region_reserve(&nd, dat_n ? dat_n : 1);
-        }
-        if (!rc) {
-            rc = nmi_rx_region_reserve(&nt, n ? n * NMI_RX_TS : 1);
+        uint64_t want[3] = {(n + 1) * NMI_RX_REC, dat_n ? dat_n : 1,
+                            n ? n * NMI_RX_TS : 1};
+        nmi_rx_region *nr[3] = {&ni, &nd, &nt};
+        for (int i = 0; i < 3 && !rc; i++) {
+            rc = nmi_rx_region_reserve_lim(nr[i], want[i], false, true);
         }
         if (rc) {
             goto fail;
@@ -820,6 +1044,7 @@ compact_locked(nmi_rx_core *c, bool quarantine)
         nt.end = n * NMI_RX_TS;
     }
     /* Switch. */
+    wait_pins(c);
     nmi_rx_region_unmap(&c->idx, false);
     nmi_rx_region_unmap(&c->dat, false);
     nmi_rx_region_unmap(&c->ts, false);
@@ -831,6 +1056,12 @@ compact_locked(nmi_rx_core *c, bool quarantine)
     c->idx = ni;
     c->dat = nd;
     c->ts = nt;
+    if (!c->persistent) {
+        /* Fresh regions, in 4 KiB pages; they may use huge pages again
+         * as they grow, while the cap allows. */
+        c->mem_small = c->cfg.max_memory_bytes < HUGE_LOG_MIN;
+        mem_set_mark(c);
+    }
     free(c->ck);
     c->ck = nck;
     c->nck = nnck;
@@ -1163,17 +1394,31 @@ int
 nmi_rx_core_open(nm_redex *mgr, const char *channel,
                  const nm_redex_file_config *cfg, nmi_rx_core **out)
 {
-    nmi_rx_core *c = calloc(1, sizeof(*c));
+    /* Cache-line aligned: next_pub sits on a line of its own. */
+    size_t csz = (sizeof(nmi_rx_core) + NMI_CACHELINE - 1) &
+                 ~(size_t)(NMI_CACHELINE - 1);
+    nmi_rx_core *c = aligned_alloc(NMI_CACHELINE, csz);
     if (!c) {
         return nmi_err(NM_ENOMEM, "file");
     }
+    memset(c, 0, csz);
     c->channel = strdup(channel);
     if (!c->channel) {
         free(c);
         return nmi_err(NM_ENOMEM, "file");
     }
-    pthread_mutex_init(&c->mu, NULL);
+    /* Adaptive: appends hold mu for well under a microsecond, a tail's
+     * copy a few; a short spin on contention beats a futex sleep and wake
+     * (each a system call - microseconds on some hypervisors). */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&c->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_mutex_init(&c->sync_mu, NULL);
+    atomic_init(&c->closed_pub, false);
+    atomic_init(&c->next_pub, 0);
+    atomic_init(&c->pins, 0);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1201,6 +1446,8 @@ nmi_rx_core_open(nm_redex *mgr, const char *channel,
         nmi_rx_region_anon(&c->idx);
         nmi_rx_region_anon(&c->dat);
         nmi_rx_region_anon(&c->ts);
+        c->mem_small = c->cfg.max_memory_bytes < HUGE_LOG_MIN;
+        mem_set_mark(c);
         rc = ck_reserve(c, 1);
         if (!rc) {
             c->ck[0] = (nmi_rx_ck){0, 0};
@@ -1214,6 +1461,7 @@ nmi_rx_core_open(nm_redex *mgr, const char *channel,
         core_free(c);
         return rc;
     }
+    atomic_store(&c->next_pub, c->next);
     if (c->sync_mode == NMI_RX_SYNC_BG) {
         if (pthread_create(&c->syncer, NULL, syncer_main, c) != 0) {
             nmi_rx_core_close(c);
@@ -1245,6 +1493,7 @@ nmi_rx_core_close(nmi_rx_core *c)
     pthread_mutex_lock(&c->sync_mu);
     pthread_mutex_lock(&c->mu);
     c->closed = true;
+    atomic_store(&c->closed_pub, true);
     for (size_t i = 0; i < c->ntails; i++) {
         nmi_evfd_signal(c->tails[i]->fd);
     }
@@ -1272,6 +1521,7 @@ nmi_rx_core_close(nmi_rx_core *c)
         close(c->dfd); /* releases the flock */
         c->dfd = -1;
     } else {
+        wait_pins(c);
         nmi_rx_region_unmap(&c->idx, false);
         nmi_rx_region_unmap(&c->dat, false);
         nmi_rx_region_unmap(&c->ts, false);
@@ -1282,6 +1532,31 @@ nmi_rx_core_close(nmi_rx_core *c)
 }
 
 /* ------------------------------------------------------------- append */
+
+/* How long an appender spins for the log's mutex before it sleeps. A
+ * tail copying a batch holds it for a few microseconds; sleeping and
+ * being woken costs more than that (two system calls, a wake-up). */
+#define APPEND_SPIN_NS 20000u
+
+/* Take c->mu for an append: try, then spin (trying again now and then)
+ * for up to APPEND_SPIN_NS, then block. */
+static inline void
+append_lock(nmi_rx_core *c)
+{
+    if (nmi_likely(pthread_mutex_trylock(&c->mu) == 0)) {
+        return;
+    }
+    uint64_t t0 = fast_now();
+    do {
+        for (int i = 0; i < 32; i++) {
+            nmi_cpu_relax();
+        }
+        if (pthread_mutex_trylock(&c->mu) == 0) {
+            return;
+        }
+    } while (fast_now() - t0 < APPEND_SPIN_NS);
+    pthread_mutex_lock(&c->mu);
+}
 
 /* Checks and room for nrec records with datlen heap bytes. Caller holds
  * mu. */
@@ -1323,17 +1598,40 @@ pre_append(nmi_rx_core *c, const nm_redex_file *h, uint64_t nrec,
             }
         }
     }
+    if (!c->persistent) {
+        uint64_t used = mem_used(c) + nrec * (NMI_RX_REC + NMI_RX_TS) + datlen;
+        if (nmi_unlikely(used > c->mem_mark)) {
+            mem_check(c, used);
+        }
+    }
     uint64_t ni = c->idx.end + (nrec + 1) * NMI_RX_REC;
     uint64_t nd = c->dat.end + datlen;
     uint64_t nt = c->ts.end + nrec * NMI_RX_TS;
-    if (nmi_unlikely(ni > c->idx.cap || nd > c->dat.cap || nt > c->ts.cap ||
+    if (nmi_unlikely(ni > c->idx.ready || nd > c->dat.ready ||
+                     nt > c->ts.ready || !c->dat.map ||
                      c->nck + 2 + datlen / CK_SPAN > c->ck_cap)) {
-        int rc = nmi_rx_region_reserve(&c->idx, ni);
-        if (!rc) {
-            rc = nmi_rx_region_reserve(&c->dat, nd ? nd : 1);
-        }
-        if (!rc) {
-            rc = nmi_rx_region_reserve(&c->ts, nt);
+        int rc = NM_OK;
+        if (c->persistent) {
+            rc = nmi_rx_region_reserve(&c->idx, ni);
+            if (!rc) {
+                rc = nmi_rx_region_reserve(&c->dat, nd ? nd : 1);
+            }
+            if (!rc) {
+                rc = nmi_rx_region_reserve(&c->ts, nt);
+            }
+        } else {
+            /* Under the cap (checked above): fault in what is needed. */
+            uint64_t used =
+                mem_used(c) + nrec * (NMI_RX_REC + NMI_RX_TS) + datlen;
+            if (ni > c->idx.ready) {
+                rc = mem_make_ready(c, &c->idx, ni, used);
+            }
+            if (!rc && (nd > c->dat.ready || !c->dat.map)) {
+                rc = mem_make_ready(c, &c->dat, nd ? nd : 1, used);
+            }
+            if (!rc && nt > c->ts.ready) {
+                rc = mem_make_ready(c, &c->ts, nt, used);
+            }
         }
         if (!rc) {
             rc = ck_reserve(c, 2 + datlen / CK_SPAN);
@@ -1357,8 +1655,8 @@ put(nmi_rx_core *c, const uint8_t *data, uint32_t len, bool inl, uint32_t ck,
     uint32_t datlen = 0;
     ck_note(c, i, c->dat.end);
     if (inl) {
-        r.off = nmi_load_le32(data);
-        r.len = nmi_load_le32(data + 4);
+        r.off = nmi_rx_ld32(data);
+        r.len = nmi_rx_ld32(data + 4);
         r.fc = NM_REDEX_FLAG_INLINE | ck;
     } else {
         r.off = (uint32_t)c->dat.end;
@@ -1374,7 +1672,7 @@ put(nmi_rx_core *c, const uint8_t *data, uint32_t len, bool inl, uint32_t ck,
     nmi_rx_rec_encode(&r, c->idx.map + c->idx.end);
     c->idx.end += NMI_RX_REC;
     atomic_thread_fence(memory_order_release); /* idx before ts */
-    nmi_store_le64(c->ts.map + c->ts.end, ts);
+    nmi_rx_st64(c->ts.map + c->ts.end, ts);
     c->ts.end += NMI_RX_TS;
     c->next++;
     c->live_bytes += NMI_RX_REC + datlen;
@@ -1397,6 +1695,8 @@ put(nmi_rx_core *c, const uint8_t *data, uint32_t len, bool inl, uint32_t ck,
 static inline void
 post_append(nmi_rx_core *c)
 {
+    /* Release: a tail that reads next_pub without mu sees the records. */
+    atomic_store_explicit(&c->next_pub, c->next, memory_order_release);
     if (nmi_unlikely(c->narmed)) {
         wake_armed(c);
     }
@@ -1426,7 +1726,7 @@ nm_redex_append(nm_redex_file *h, const void *data, size_t len, uint64_t *seq)
     }
     uint32_t ck = cksum(len ? data : "", len);
     nmi_rx_core *c = h->c;
-    pthread_mutex_lock(&c->mu);
+    append_lock(c);
     int rc = pre_append(c, h, 1, len);
     if (nmi_unlikely(rc)) {
         pthread_mutex_unlock(&c->mu);
@@ -1452,7 +1752,7 @@ nm_redex_append_inline(nm_redex_file *h,
     }
     uint32_t ck = cksum(data, NM_REDEX_INLINE_SIZE);
     nmi_rx_core *c = h->c;
-    pthread_mutex_lock(&c->mu);
+    append_lock(c);
     int rc = pre_append(c, h, 1, 0);
     if (rc) {
         pthread_mutex_unlock(&c->mu);
@@ -1500,7 +1800,7 @@ nm_redex_append_batch(nm_redex_file *h, const void *const *data,
         cks[i] = cksum(lens[i] ? data[i] : "", lens[i]);
     }
     nmi_rx_core *c = h->c;
-    pthread_mutex_lock(&c->mu);
+    append_lock(c);
     int rc = pre_append(c, h, n, total);
     if (rc) {
         pthread_mutex_unlock(&c->mu);
@@ -1597,7 +1897,7 @@ load_range(nmi_rx_core *c, uint64_t seq, size_t n, const uint8_t *recs,
         nmi_rx_rec_decode(recs + j * NMI_RX_REC, &r);
         nm_redex_event *e = &evs[j];
         e->seq = r.seq;
-        e->timestamp_ns = nmi_load_le64(tsb + (j % WALK_CHUNK) * NMI_RX_TS);
+        e->timestamp_ns = nmi_rx_ld64(tsb + (j % WALK_CHUNK) * NMI_RX_TS);
         e->flags = r.fc & NMI_RX_FLAG_MASK;
         e->checksum = r.fc & NMI_RX_CKSUM_MASK;
         uint8_t *dst = arena + a;
@@ -1979,10 +2279,15 @@ nm_redex_tail_open(nm_redex_file *h, uint64_t from_seq, nm_redex_tail **out)
     return NM_OK;
 }
 
-/* Copy the next batch of records into the tail's buffer. Caller holds
- * c->mu and t->pos is in [low, next). */
+/* Stage the next batch of records: copy their index records and make
+ * room for their events. Of an in-memory log, pin the regions and leave
+ * the timestamps and payloads to tail_build (which copies them without the
+ * mutex: those are the lines the writer has just written, and pulling
+ * them over takes microseconds the writer should not wait). Of a
+ * persistent log, copy them now (one block of dat; pread outside the
+ * window). Caller holds c->mu and t->pos is in [low, next). */
 static int
-tail_fill(nm_redex_tail *t)
+tail_grab(nm_redex_tail *t)
 {
     nmi_rx_core *c = t->c;
     uint64_t n = c->next - t->pos;
@@ -1992,22 +2297,31 @@ tail_fill(nm_redex_tail *t)
     if (n > WALK_CHUNK) {
         n = WALK_CHUNK;
     }
-    uint8_t rb[WALK_CHUNK * NMI_RX_REC];
-    int rc = read_recs(c, t->pos, (size_t)n, rb);
+    int rc = read_recs(c, t->pos, (size_t)n, t->s_recs);
     if (rc) {
         return rc;
     }
-    /* Bound the copy to ~TAIL_BYTES (at least one record). */
+    /* Bound the batch to ~TAIL_BYTES (at least one record); find the
+     * heap payloads' block (contiguous in dat). */
     size_t bytes = 0, k = 0;
+    uint64_t dstart = UINT64_MAX, dlen = 0;
     for (; k < n; k++) {
         nmi_rx_rec r;
-        nmi_rx_rec_decode(rb + k * NMI_RX_REC, &r);
+        nmi_rx_rec_decode(t->s_recs + k * NMI_RX_REC, &r);
         size_t l = nmi_rx_rec_paylen(&r) + 1u;
         if (k > 0 && bytes + l > TAIL_BYTES) {
             break;
         }
         bytes += l;
+        if (!(r.fc & NM_REDEX_FLAG_INLINE)) {
+            if (dstart == UINT64_MAX) {
+                dstart = ck_resolve(c, t->pos + k - c->gen_first, r.off);
+            }
+            dlen += r.len;
+        }
     }
+    /* Room for the events now (tail_build must not allocate while it
+     * holds a pin). */
     if (k > t->ev_cap) {
         nm_redex_event *nv = realloc(t->ev, k * sizeof(*nv));
         if (!nv) {
@@ -2024,15 +2338,131 @@ tail_fill(nm_redex_tail *t)
         t->arena = na;
         t->arena_cap = bytes;
     }
-    rc = load_range(c, t->pos, k, rb, t->ev, t->arena, &t->scratch,
-                    &t->scratch_cap);
-    if (rc) {
-        return rc;
+    t->sk = k;
+    t->s_arena = bytes;
+    t->s_disk = false;
+    t->s_pinned = !c->persistent;
+    if (t->s_pinned) {
+        /* In memory, every retained record is resident: pin the regions
+         * and copy after releasing the mutex (the copy pulls the lines
+         * the writer just wrote; it should not hold the writer up). */
+        t->s_pdat = dlen ? c->dat.map + dstart : NULL;
+        t->s_pts = c->ts.map + (t->pos - c->gen_first) * NMI_RX_TS;
+        atomic_fetch_add_explicit(&c->pins, 1, memory_order_relaxed);
+        return NM_OK;
+    }
+    if (dlen > t->scratch_cap) {
+        uint8_t *nb = realloc(t->scratch, (size_t)dlen);
+        if (!nb) {
+            return nmi_err(NM_ENOMEM, "tail buffer");
+        }
+        t->scratch = nb;
+        t->scratch_cap = (size_t)dlen;
+    }
+    if (dlen) {
+        if (dstart >= c->dat.released && dstart + dlen <= c->dat.cap) {
+            memcpy(t->scratch, c->dat.map + dstart, (size_t)dlen);
+        } else {
+            rc = nmi_rx_region_read(&c->dat, dstart, t->scratch, (size_t)dlen);
+            if (rc) {
+                return rc;
+            }
+            t->s_disk = true; /* not our memory: check it */
+        }
+    }
+    return nmi_rx_region_read(&c->ts, (t->pos - c->gen_first) * NMI_RX_TS,
+                              t->s_ts, k * NMI_RX_TS);
+}
+
+/* Turn the staged batch into events (payloads NUL-terminated in the
+ * arena), advancing the tail; drops the pin. Reader thread, no lock. */
+static int
+tail_build(nm_redex_tail *t)
+{
+    size_t k = t->sk;
+    const uint8_t *src = t->scratch, *tsb = t->s_ts;
+    if (t->s_pinned) {
+        src = t->s_pdat;
+        tsb = t->s_pts;
+    }
+    size_t a = 0;
+    uint64_t doff = 0;
+    for (size_t j = 0; j < k; j++) {
+        nmi_rx_rec r;
+        nmi_rx_rec_decode(t->s_recs + j * NMI_RX_REC, &r);
+        nm_redex_event *e = &t->ev[j];
+        e->seq = r.seq;
+        e->timestamp_ns = nmi_rx_ld64(tsb + j * NMI_RX_TS);
+        e->flags = r.fc & NMI_RX_FLAG_MASK;
+        e->checksum = r.fc & NMI_RX_CKSUM_MASK;
+        uint8_t *dst = t->arena + a;
+        if (r.fc & NM_REDEX_FLAG_INLINE) {
+            nmi_rx_rec_inline(&r, dst);
+            e->len = 8;
+        } else {
+            if (r.len) {
+                memcpy(dst, src + doff, r.len);
+            }
+            doff += r.len;
+            e->len = r.len;
+        }
+        dst[e->len] = '\0';
+        e->payload = dst;
+        a += e->len + 1;
+        if (t->s_disk && cksum(dst, e->len) != e->checksum) {
+            t->sk = 0;
+            return nmi_err(NM_EDECODE,
+                           "record %llu of channel %s no longer matches its "
+                           "checksum on disk",
+                           (unsigned long long)r.seq, t->c->channel);
+        }
+    }
+    if (t->s_pinned) {
+        /* Release: our reads are done before whoever waits moves on. */
+        atomic_fetch_sub_explicit(&t->c->pins, 1, memory_order_release);
+        t->s_pinned = false;
     }
     t->nev = k;
     t->iev = 0;
     t->pos += k;
+    t->sk = 0;
     return NM_OK;
+}
+
+/* How long a caught-up tail watches the log before it sleeps, and the
+ * longest pause between two looks (the pauses double from the first). */
+#define TAIL_SPIN_NS 20000u
+#define TAIL_SPIN_FIRST_NS 250u
+#define TAIL_SPIN_MAX_GAP_NS 4000u
+
+/* Watch next_pub (no lock) for up to TAIL_SPIN_NS: return once the log
+ * has moved past pos, or the tail or the log was closed. Looks are spaced
+ * out (doubling gaps), so the writer's cache line is left alone. */
+static void
+tail_spin(nm_redex_tail *t, uint64_t pos)
+{
+    nmi_rx_core *c = t->c;
+    uint64_t start = fast_now(), gap = TAIL_SPIN_FIRST_NS;
+    uint64_t next_look = start;
+    for (;;) {
+        uint64_t now = fast_now();
+        if (now - start >= TAIL_SPIN_NS) {
+            return;
+        }
+        if (now >= next_look) {
+            if (atomic_load_explicit(&c->next_pub, memory_order_acquire) !=
+                    pos ||
+                atomic_load_explicit(&c->closed_pub, memory_order_relaxed) ||
+                atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
+                return;
+            }
+            next_look = now + gap;
+            if (gap < TAIL_SPIN_MAX_GAP_NS) {
+                gap *= 2;
+            }
+        }
+        nmi_cpu_relax();
+    }
 }
 
 static int
@@ -2065,16 +2495,14 @@ nm_redex_tail_next(nm_redex_tail *t, nm_redex_event *ev, int timeout_ms)
     nmi_rx_core *c = t->c;
     if (t->iev < t->nev) {
         /* The buffer is only ours; but a closed file ends the stream at
-         * once (documented). */
-        pthread_mutex_lock(&c->mu);
-        bool closed = c->closed;
-        pthread_mutex_unlock(&c->mu);
-        if (!closed) {
+         * once (documented). No lock: the writer's mutex stays its own. */
+        if (!atomic_load_explicit(&c->closed_pub, memory_order_acquire)) {
             *ev = t->ev[t->iev++];
             return NM_OK;
         }
     }
     uint64_t deadline = nmi_deadline_ms(timeout_ms);
+    bool spun = timeout_ms == 0;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         if (atomic_load(&t->cancelled) || c->closed) {
@@ -2097,17 +2525,31 @@ nm_redex_tail_next(nm_redex_tail *t, nm_redex_event *ev, int timeout_ms)
                            (unsigned long long)t->pos);
         }
         if (t->pos < c->next) {
-            int rc = tail_fill(t);
+            int rc = tail_grab(t);
             pthread_mutex_unlock(&c->mu);
+            if (!rc) {
+                rc = tail_build(t);
+            }
             if (rc) {
                 return rc;
             }
             *ev = t->ev[t->iev++];
             return NM_OK;
         }
-        /* Caught up: reset readiness and wait for the next append. A
-         * cancel (flag, then signal; no lock) that landed between the
-         * check above and the drain lost its signal: look again. */
+        if (!spun) {
+            /* Caught up. Sleeping would cost the next append a system
+             * call to wake us (and us the wake-up), so first watch the
+             * log for a moment: a streaming writer is back within it. */
+            spun = true;
+            uint64_t pos = t->pos;
+            pthread_mutex_unlock(&c->mu);
+            tail_spin(t, pos);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        /* Reset readiness and wait for the next append. A cancel (flag,
+         * then signal; no lock) that landed between the check above and
+         * the drain lost its signal: look again. */
         nmi_evfd_drain(t->fd);
         if (atomic_load(&t->cancelled)) {
             continue;

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <netmesh/redex.h>
 
@@ -47,8 +48,70 @@ typedef struct nmi_rx_rec {
     uint32_t fc;  /* flags (top nibble) | checksum (low 28 bits) */
 } nmi_rx_rec;
 
-void nmi_rx_rec_encode(const nmi_rx_rec *r, uint8_t out[NMI_RX_REC]);
-void nmi_rx_rec_decode(const uint8_t in[NMI_RX_REC], nmi_rx_rec *r);
+/* Little-endian stores and loads of the formats: one move each on a
+ * little-endian host (the append and tail paths run them per record). */
+static inline void
+nmi_rx_st64(uint8_t *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, sizeof(v));
+#else
+    nmi_store_le64(p, v);
+#endif
+}
+
+static inline void
+nmi_rx_st32(uint8_t *p, uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, sizeof(v));
+#else
+    nmi_store_le32(p, v);
+#endif
+}
+
+static inline uint64_t
+nmi_rx_ld64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+#else
+    return nmi_load_le64(p);
+#endif
+}
+
+static inline uint32_t
+nmi_rx_ld32(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+#else
+    return nmi_load_le32(p);
+#endif
+}
+
+/* The 20-byte index record (inline: the append and tail paths). */
+static inline void
+nmi_rx_rec_encode(const nmi_rx_rec *r, uint8_t out[NMI_RX_REC])
+{
+    nmi_rx_st64(out, r->seq);
+    nmi_rx_st32(out + 8, r->off);
+    nmi_rx_st32(out + 12, r->len);
+    nmi_rx_st32(out + 16, r->fc);
+}
+
+static inline void
+nmi_rx_rec_decode(const uint8_t in[NMI_RX_REC], nmi_rx_rec *r)
+{
+    r->seq = nmi_rx_ld64(in);
+    r->off = nmi_rx_ld32(in + 8);
+    r->len = nmi_rx_ld32(in + 12);
+    r->fc = nmi_rx_ld32(in + 16);
+}
 /* xxh3-64(p[0..n)) & 0x0FFFFFFF */
 uint32_t nmi_rx_checksum(const void *p, size_t n);
 /* The 8 inline payload bytes of an inline record. */
@@ -162,17 +225,46 @@ typedef struct nmi_rx_region {
     uint64_t released; /* [0, released) dropped from memory (page aligned);
                           reads there use pread */
     int fd;            /* -1: anonymous */
+    /* [0, ready) may be written without faulting memory in first: for
+     * anonymous regions what has been faulted in (the log's mutex guards
+     * it), for files the whole mapping (= cap). */
+    uint64_t ready;
 } nmi_rx_region;
 
-/* Region capacities are multiples of this (lcm of 20 and the page). */
+/* Region capacities are multiples of this (lcm of 20 and the page), except
+ * anonymous regions of NMI_RX_HUGE_MIN and more, whose capacities are
+ * multiples of NMI_RX_HUGE (or clamped to a page multiple by a limit). */
 #define NMI_RX_GRAIN 20480u
+/* Anonymous regions from this size on use transparent huge pages. */
+#define NMI_RX_HUGE_MIN (128u << 10)
+/* The huge page size (x86-64, arm64 with 4 KiB pages). */
+#define NMI_RX_HUGE (2u << 20)
 
+/* The system page size. */
+uint64_t nmi_rx_page(void);
 void nmi_rx_region_anon(nmi_rx_region *r);
 /* Map fd (already truncated to `end`) with room after end. */
 int nmi_rx_region_file(nmi_rx_region *r, int fd, uint64_t end);
 /* Make [0, need) writable (need <= cap afterwards; idx keeps one spare
- * record of zero slack). NM_EIO / NM_ENOMEM. */
+ * record of zero slack), and fault in up to 4 MiB past need of the new
+ * room of an anonymous region. NM_EIO / NM_ENOMEM. */
 int nmi_rx_region_reserve(nmi_rx_region *r, uint64_t need);
+/* nmi_rx_region_reserve with choices for anonymous regions: huge - may
+ * use huge pages (capacities of NMI_RX_HUGE_MIN and more then grow in
+ * whole huge pages); populate - fault in the new room up to 4 MiB past
+ * need now (ready follows), else the caller does (nmi_rx_populate). The
+ * mapping may move. */
+int nmi_rx_region_reserve_lim(nmi_rx_region *r, uint64_t need, bool huge,
+                              bool populate);
+/* New faults in an anonymous region use 4 KiB pages (the huge pages it
+ * has stay). */
+void nmi_rx_region_nohuge(nmi_rx_region *r);
+/* Give [from, to) (page-aligned, inside the mapping) of an anonymous
+ * region back to the system; it reads as zeros afterwards. */
+void nmi_rx_region_discard(nmi_rx_region *r, uint64_t from, uint64_t to);
+/* Fault in [from, to) of a mapping (page-rounded outward by the kernel's
+ * rules; huge pages where the mapping allows them). Best effort. */
+void nmi_rx_populate(uint8_t *map, uint64_t from, uint64_t to);
 /* Drop [released, upto) (page floor) from memory. */
 void nmi_rx_region_release(nmi_rx_region *r, uint64_t upto);
 int nmi_rx_region_read(const nmi_rx_region *r, uint64_t off, void *dst,
@@ -265,6 +357,25 @@ struct nmi_rx_core {
     /* Recovery report. */
     uint64_t rec_kept, rec_dropped, rec_ts_filled;
     bool rec_torn, rec_corrupt;
+
+    /* Memory of in-memory logs (file.c "memory"), under mu. */
+    bool mem_small;    /* near the cap: 4 KiB pages, no room ahead */
+    uint64_t mem_mark; /* re-check the room once used passes it */
+
+    /* `next` for tails that wait without mu (written under mu, after the
+     * record; its own cache line, so a watching tail does not steal the
+     * writer's). */
+    _Alignas(NMI_CACHELINE) _Atomic uint64_t next_pub;
+    /* `closed` for readers that do not take mu (a tail delivering from
+     * its own buffer, once per record). Set under mu together with
+     * closed; on a line nobody writes otherwise, so those reads never
+     * touch a line the writer is writing. */
+    _Alignas(NMI_CACHELINE) _Atomic bool closed_pub;
+    /* Tails of an in-memory log copying records out of the regions
+     * without mu (taken under mu, dropped after the copy). Whoever moves,
+     * unmaps or releases region memory waits for 0 under mu first. */
+    _Atomic unsigned pins;
+    char closed_pad[NMI_CACHELINE - 2 * sizeof(unsigned)];
 };
 
 struct nm_redex_file {

@@ -3,12 +3,17 @@
  * sequence, live-only and future starts, Lagged when history was evicted
  * (asked for or fallen behind), Closed on tail/file/manager close with a
  * blocked reader, the readiness fd, small buffers, tails over a
- * persistent log read back from disk.
+ * persistent log read back from disk; no lost wake-up when a caught-up
+ * reader watches the log before it sleeps (bursts with pauses around the
+ * watch window, blocking and fd-polling readers, cancel and close while
+ * it watches).
  */
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <netmesh/redex.h>
 
@@ -427,4 +432,188 @@ Test(redex_tail, persistent_log_read_back_from_disk, .init = mktmp,
     }
     nm_redex_tail_close(t);
     nm_redex_close(rx);
+}
+
+/* ------------------------------------------------------- wake-ups */
+
+/* Pauses between bursts: none, shorter than the watch window a caught-up
+ * reader spends before sleeping, around its end, and well past it. */
+static const uint32_t pause_ns[] = {0,     300,   2000,  15000,  19000,
+                                    21000, 25000, 60000, 300000, 1500000};
+
+static void
+pause_for(uint32_t ns)
+{
+    if (ns == 0) {
+        return;
+    }
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (ns >= 50000) {
+        struct timespec d = {0, (long)ns};
+        nanosleep(&d, NULL);
+        return;
+    }
+    do { /* short pauses: busy, so they are short */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ull +
+                 (uint64_t)t.tv_nsec - (uint64_t)t0.tv_nsec <
+             ns);
+}
+
+typedef struct burst_arg {
+    nm_redex_file *f;
+    int n;
+    unsigned seed;
+    int rc;
+} burst_arg;
+
+/* Append n records ("e<i>") in bursts of 1..8 with a random pause from
+ * pause_ns between bursts (seeded: a failure names its seed). */
+static void *
+burst_producer(void *p)
+{
+    burst_arg *a = p;
+    unsigned x = a->seed;
+    char b[32];
+    for (int i = 0; i < a->n;) {
+        x = x * 1103515245u + 12345u;
+        int burst = 1 + (int)((x >> 16) % 8);
+        for (int k = 0; k < burst && i < a->n; k++, i++) {
+            int len = snprintf(b, sizeof(b), "e%d", i);
+            a->rc = nm_redex_append(a->f, b, (size_t)len, NULL);
+            if (a->rc) {
+                return NULL;
+            }
+        }
+        x = x * 1103515245u + 12345u;
+        pause_for(pause_ns[(x >> 16) % NMI_ARRAY_LEN(pause_ns)]);
+    }
+    return NULL;
+}
+
+/* A blocking reader with a bounded wait gets every record: a lost
+ * wake-up would leave it asleep past a 5 s timeout while the producer
+ * never pauses more than 1.5 ms. */
+Test(redex_tail, no_lost_wakeup_blocking_reader, .timeout = 120)
+{
+    for (unsigned seed = 1; seed <= 6; seed++) {
+        nm_redex *rx;
+        nm_redex_file *f = open_mem(&rx, NULL);
+        nm_redex_tail *t;
+        NM_ASSERT_OK(nm_redex_tail_open(f, NM_REDEX_TAIL_LIVE, &t));
+        burst_arg a = {f, 3000, seed, 0};
+        pthread_t th;
+        pthread_create(&th, NULL, burst_producer, &a);
+        for (int i = 0; i < a.n; i++) {
+            nm_redex_event ev;
+            int rc = nm_redex_tail_next(t, &ev, 5000);
+            cr_assert_eq(rc, NM_OK, "seed %u, record %d: %s (%s)", seed, i,
+                         nm_err_name(rc), nm_errdetail());
+            cr_assert_eq(ev.seq, (uint64_t)i, "seed %u", seed);
+        }
+        pthread_join(th, NULL);
+        NM_ASSERT_OK(a.rc);
+        nm_redex_tail_close(t);
+        nm_redex_close(rx);
+    }
+}
+
+/* The same with an event-loop reader: poll the fd (bounded), then drain
+ * with next(0). The fd must turn readable for every append that finds the
+ * reader caught up. */
+Test(redex_tail, no_lost_wakeup_fd_reader, .timeout = 120)
+{
+    for (unsigned seed = 11; seed <= 14; seed++) {
+        nm_redex *rx;
+        nm_redex_file *f = open_mem(&rx, NULL);
+        nm_redex_tail *t;
+        NM_ASSERT_OK(nm_redex_tail_open(f, NM_REDEX_TAIL_LIVE, &t));
+        burst_arg a = {f, 2000, seed, 0};
+        pthread_t th;
+        pthread_create(&th, NULL, burst_producer, &a);
+        int got = 0;
+        while (got < a.n) {
+            nm_redex_event ev;
+            int rc = nm_redex_tail_next(t, &ev, 0);
+            if (rc == NM_OK) {
+                cr_assert_eq(ev.seq, (uint64_t)got, "seed %u", seed);
+                got++;
+                continue;
+            }
+            cr_assert_eq(rc, NM_ETIMEDOUT, "seed %u: %s", seed,
+                         nm_err_name(rc));
+            struct pollfd pf = {.fd = nm_redex_tail_fd(t), .events = POLLIN};
+            cr_assert_eq(poll(&pf, 1, 5000), 1,
+                         "seed %u: fd not readable after record %d", seed,
+                         got);
+        }
+        pthread_join(th, NULL);
+        NM_ASSERT_OK(a.rc);
+        nm_redex_tail_close(t);
+        nm_redex_close(rx);
+    }
+}
+
+typedef struct spin_arg {
+    nm_redex_tail *t;
+    _Atomic int rc;
+    _Atomic int done;
+} spin_arg;
+
+static void *
+spin_reader(void *p)
+{
+    spin_arg *a = p;
+    nm_redex_event ev;
+    int rc;
+    do {
+        rc = nm_redex_tail_next(a->t, &ev, -1);
+    } while (rc == NM_OK);
+    atomic_store(&a->rc, rc);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+/* Wait (bounded) for a reader thread to finish. */
+static void
+join_within(pthread_t th, spin_arg *a, int ms)
+{
+    for (int i = 0; i < ms && !atomic_load(&a->done); i++) {
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+    cr_assert(atomic_load(&a->done), "reader still blocked after %d ms", ms);
+    pthread_join(th, NULL);
+}
+
+/* Cancel and close land at random points of a reader that keeps catching
+ * up - while it watches the log, while it sleeps, while it copies - and
+ * always end it promptly with NM_ECLOSED. */
+Test(redex_tail, cancel_and_close_while_watching, .timeout = 120)
+{
+    unsigned x = 7;
+    for (int round = 0; round < 60; round++) {
+        nm_redex *rx;
+        nm_redex_file *f = open_mem(&rx, NULL);
+        spin_arg a = {.rc = 1, .done = 0};
+        NM_ASSERT_OK(nm_redex_tail_open(f, NM_REDEX_TAIL_LIVE, &a.t));
+        pthread_t th;
+        pthread_create(&th, NULL, spin_reader, &a);
+        x = x * 1103515245u + 12345u;
+        int appends = (int)((x >> 16) % 5);
+        put_n(f, 0, appends);
+        x = x * 1103515245u + 12345u;
+        pause_for(pause_ns[(x >> 16) % NMI_ARRAY_LEN(pause_ns)]);
+        if (round % 2) {
+            nm_redex_tail_cancel(a.t);
+        } else {
+            NM_ASSERT_OK(nm_redex_file_close(f));
+        }
+        join_within(th, &a, 5000);
+        cr_assert_eq(atomic_load(&a.rc), NM_ECLOSED, "round %d: %s", round,
+                     nm_err_name(atomic_load(&a.rc)));
+        nm_redex_tail_close(a.t);
+        nm_redex_close(rx);
+    }
 }
