@@ -445,8 +445,13 @@ wait_pins(nmi_rx_core *c)
          atomic_load_explicit(&c->pins, memory_order_acquire) != 0; i++) {
         if (i < 4096) {
             nmi_cpu_relax();
-        } else {
+        } else if (i < 4096 + 64) {
             sched_yield(); /* a copier that lost its CPU */
+        } else {
+            /* a copier that yielding does not let run (a real-time
+             * waiter, one CPU): sleep so it can */
+            struct timespec ts = {0, 50000L};
+            nanosleep(&ts, NULL);
         }
     }
 }
@@ -734,6 +739,11 @@ mem_make_ready(nmi_rx_core *c, nmi_rx_region *r, uint64_t need, uint64_t used)
         int rc = nmi_rx_region_reserve_lim(r, need, !c->mem_small, false);
         if (rc) {
             return rc;
+        }
+        if (!mem_huge(c, r)) {
+            /* counted in 4 KiB pages: keep THP=always from backing it
+             * with huge ones */
+            nmi_rx_region_nohuge(r);
         }
     }
     uint64_t cap = c->cfg.max_memory_bytes;
@@ -1402,6 +1412,8 @@ nmi_rx_core_open(nm_redex *mgr, const char *channel,
         return nmi_err(NM_ENOMEM, "file");
     }
     memset(c, 0, csz);
+    /* spinning only helps when another CPU can make progress meanwhile */
+    c->spin_ok = sysconf(_SC_NPROCESSORS_ONLN) > 1;
     c->channel = strdup(channel);
     if (!c->channel) {
         free(c);
@@ -1544,6 +1556,10 @@ static inline void
 append_lock(nmi_rx_core *c)
 {
     if (nmi_likely(pthread_mutex_trylock(&c->mu) == 0)) {
+        return;
+    }
+    if (!c->spin_ok) {
+        pthread_mutex_lock(&c->mu);
         return;
     }
     uint64_t t0 = fast_now();
@@ -2442,6 +2458,9 @@ static void
 tail_spin(nm_redex_tail *t, uint64_t pos)
 {
     nmi_rx_core *c = t->c;
+    if (!c->spin_ok) {
+        return;
+    }
     uint64_t start = fast_now(), gap = TAIL_SPIN_FIRST_NS;
     uint64_t next_look = start;
     for (;;) {

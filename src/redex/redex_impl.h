@@ -374,8 +374,9 @@ struct nmi_rx_core {
     /* Tails of an in-memory log copying records out of the regions
      * without mu (taken under mu, dropped after the copy). Whoever moves,
      * unmaps or releases region memory waits for 0 under mu first. */
-    _Atomic unsigned pins;
-    char closed_pad[NMI_CACHELINE - 2 * sizeof(unsigned)];
+    _Alignas(NMI_CACHELINE) _Atomic unsigned pins;
+    /* spinning before sleeping is allowed (more than one CPU online) */
+    bool spin_ok;
 };
 
 struct nm_redex_file {
