@@ -1086,6 +1086,13 @@ on_timer(uv_timer_t *t)
     m->want_fast = false;
     m->fast_tick = fast;
     uint64_t next = fast ? NMI_NODE_TICK_US / 1000u : idle_tick_ms(m);
+    uint64_t due = nmi_pace_next_due(&m->pace); /* topology pingwaves */
+    if (!fast && due != UINT64_MAX) {
+        uint64_t in_ms = due > now ? (due - now + 999u) / 1000u : 0;
+        in_ms = in_ms < NMI_NODE_TICK_US / 1000u ? NMI_NODE_TICK_US / 1000u
+                                                 : in_ms;
+        next = in_ms < next ? in_ms : next;
+    }
     pthread_mutex_unlock(&m->mu);
     uv_timer_start(&m->timer, on_timer, next, 0);
 }
@@ -1251,7 +1258,7 @@ node_alloc(const nm_mesh_config *cfg, nm_mesh_t **out)
     if (rc != NM_OK) {
         return rc;
     }
-    nmi_node_fill_eph(m);
+    nmi_node_fill_eph(m, NMI_NODE_EPH);
     m->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (m->evfd < 0) {
         return nmi_err(NM_EIO, "mesh: eventfd: %s", strerror(errno));

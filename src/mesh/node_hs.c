@@ -83,9 +83,9 @@ nmi_node_take_eph(nm_mesh_t *m, nmi_noise_hs *hs)
 }
 
 void
-nmi_node_fill_eph(nm_mesh_t *m)
+nmi_node_fill_eph(nm_mesh_t *m, unsigned max)
 {
-    while (m->eph_n < NMI_NODE_EPH) {
+    while (m->eph_n < NMI_NODE_EPH && max-- > 0) {
         if (nmi_noise_keypair(m->eph_pub[m->eph_n], m->eph_priv[m->eph_n]) !=
             NM_OK) {
             return;

@@ -51,8 +51,9 @@
 #define NMI_NODE_EVENTS_MAX 1024
 #define NMI_NODE_TAPS 8
 /* Pre-generated one-use ephemeral keypairs (off the handshake's latency
- * path; refilled by the tick). */
-#define NMI_NODE_EPH 4
+ * path): all at open, then one per tick. A burst of this many handshakes
+ * (a node restarting with many peers) runs no key generation; 2 KiB. */
+#define NMI_NODE_EPH 32
 /* Data packets of one nm_mesh_send go out NMI_NODE_BATCH at a time with
  * one sendmmsg (threaded driver). */
 #define NMI_NODE_BATCH 16
@@ -412,7 +413,7 @@ int nmi_node_hs_start(nm_mesh_t *m, const nmi_addr *addr, bool routed,
 void nmi_node_hs_drop(nm_mesh_t *m, nmi_hs_pending *hp);
 /* Give hs a pre-generated ephemeral if one is ready; refill the pool. */
 void nmi_node_take_eph(nm_mesh_t *m, nmi_noise_hs *hs);
-void nmi_node_fill_eph(nm_mesh_t *m);
+void nmi_node_fill_eph(nm_mesh_t *m, unsigned max);
 
 /* Run the event and tick hooks (call WITHOUT the mutex, on the I/O
  * thread or the manual driver's thread). tick_now: 0 = no tick happened. */

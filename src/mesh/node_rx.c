@@ -591,9 +591,11 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
         return;
     }
     reap_pending(m, now);
-    nmi_node_fill_eph(m);
-    m->active =
-        m->pending != NULL || nmi_pace_next_due(&m->pace) != UINT64_MAX;
+    /* one key per tick: a tick runs ahead of the datagrams of its loop
+     * pass, so a refill of many would sit in front of a waiting msg1 */
+    nmi_node_fill_eph(m, 1);
+    /* a pace copy due later needs no 5 ms tick: on_timer sleeps until it */
+    m->active = m->pending != NULL;
     uint64_t hb = (uint64_t)m->cfg.heartbeat_ms * 1000u;
     bool nack_due = now - m->last_nack_us >= NMI_NODE_NACK_US;
     if (nack_due) {
