@@ -51,8 +51,9 @@
 #define NMI_NODE_EVENTS_MAX 1024
 #define NMI_NODE_TAPS 8
 /* Pre-generated one-use ephemeral keypairs (off the handshake's latency
- * path): all at open, then one per tick. A burst of this many handshakes
- * (a node restarting with many peers) runs no key generation; 2 KiB. */
+ * path): all at open, then, once half are used, one per tick until full.
+ * A burst of this many handshakes (a node restarting with many peers)
+ * runs no key generation; 2 KiB. */
 #define NMI_NODE_EPH 32
 /* Data packets of one nm_mesh_send go out NMI_NODE_BATCH at a time with
  * one sendmmsg (threaded driver). */
@@ -187,6 +188,7 @@ struct nm_mesh {
     unsigned trials;
     uint8_t eph_priv[NMI_NODE_EPH][32], eph_pub[NMI_NODE_EPH][32];
     unsigned eph_n;
+    bool eph_refill; /* refilling, one per tick (node_rx.c) */
 
     nmi_route_table *routes;
     nmi_dedup *pw_dedup; /* (origin, seq) seen recently */

@@ -591,9 +591,17 @@ nmi_node_tick_locked(nm_mesh_t *m, uint64_t now)
         return;
     }
     reap_pending(m, now);
-    /* one key per tick: a tick runs ahead of the datagrams of its loop
-     * pass, so a refill of many would sit in front of a waiting msg1 */
-    nmi_node_fill_eph(m, 1);
+    /* ephemeral keys: once the pool is half used, one key per tick until
+     * it is full again (a tick runs ahead of the datagrams of its loop
+     * pass, so a refill of many would sit in front of a waiting msg1, and
+     * a refill after every handshake would be work on every node) */
+    if (m->eph_n < NMI_NODE_EPH / 2) {
+        m->eph_refill = true;
+    }
+    if (m->eph_refill) {
+        nmi_node_fill_eph(m, 1);
+        m->eph_refill = m->eph_n < NMI_NODE_EPH;
+    }
     /* a pace copy due later needs no 5 ms tick: on_timer sleeps until it */
     m->active = m->pending != NULL;
     uint64_t hb = (uint64_t)m->cfg.heartbeat_ms * 1000u;
