@@ -1072,14 +1072,25 @@ idle_tick_ms(const nm_mesh_t *m)
 }
 
 static void
+on_idle(uv_idle_t *h)
+{
+    (void)h; /* only there so that the loop polls without sleeping */
+}
+
+static void
 on_timer(uv_timer_t *t)
 {
     nm_mesh_t *m = t->data;
     io_lock(m);
     uint64_t now = nmi_node_now(m);
     nmi_node_tick_locked(m, now);
-    nmi_node_flush_locked(m); /* before the loop may block in its poll */
+    /* the tick's pingwaves go out in on_check, after the datagrams that
+     * are waiting now; the idle handle keeps the poll from sleeping */
+    bool later = m->later_n > 0;
     io_unlock(m);
+    if (later) {
+        uv_idle_start(&m->idle, on_idle);
+    }
     nmi_node_ext_dispatch(m, now);
     pthread_mutex_lock(&m->mu);
     bool fast = m->active || m->want_fast;
@@ -1111,6 +1122,7 @@ static void
 on_check(uv_check_t *c)
 {
     nm_mesh_t *m = c->data;
+    uv_idle_stop(&m->idle); /* the poll it kept awake is done */
     /* after every loop iteration: most have no grant to send, and taking
      * mu then would only contend with a caller holding it */
     if (!__atomic_load_n(&m->grants_pending, __ATOMIC_RELAXED) &&
@@ -1159,6 +1171,7 @@ on_async(uv_async_t *a)
     if (closing) {
         uv_timer_stop(&m->timer);
         uv_check_stop(&m->check);
+        uv_idle_stop(&m->idle);
         pthread_mutex_lock(&m->mu);
         nmi_port *port = m->port;
         m->port = NULL; /* senders check it under mu */
@@ -1302,6 +1315,7 @@ node_free(nm_mesh_t *m)
         close(m->hs_evfd);
     }
     free(m->stray);
+    free(m->later);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->handler_mu);
@@ -1369,6 +1383,8 @@ nm_mesh_open(const nm_mesh_config *cfg, nm_mesh_t **out)
     nmi_port_set_recv(m->port, on_port_recv, m);
     uv_timer_init(&m->loop, &m->timer);
     m->timer.data = m;
+    uv_idle_init(&m->loop, &m->idle);
+    m->idle.data = m;
     uv_check_init(&m->loop, &m->check);
     m->check.data = m;
     uv_async_init(&m->loop, &m->async, on_async);

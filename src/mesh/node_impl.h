@@ -44,6 +44,7 @@
 #include "mesh/routing.h"
 #include "mesh/stream.h"
 #include "wire/header.h"
+#include "wire/pingwave.h"
 #include "wire/route.h"
 
 /* Datagram scratch: a routing header + the largest packet. */
@@ -115,6 +116,14 @@ typedef struct nmi_peer {
     nmi_u64map streams; /* stream id -> nmi_strm */
     bool grants_dirty;  /* some stream has grant_dirty */
 } nmi_peer;
+
+/* A small datagram sent at the end of the I/O thread's loop pass. */
+#define NMI_NODE_LATER 64
+typedef struct nmi_later {
+    nmi_addr to;
+    size_t len;
+    uint8_t b[NMI_WIRE_PINGWAVE_LEN];
+} nmi_later;
 
 /* An initiator handshake in progress. */
 typedef struct nmi_hs_pending {
@@ -268,12 +277,14 @@ struct nm_mesh {
     uint8_t rxbuf[NMI_NODE_BUF];
     uint8_t txbuf[NMI_NODE_BUF];
     uint8_t ctlbuf[NMI_WIRE_MAX_PAYLOAD];
-    /* send batch (allocated on first use): NMI_NODE_BATCH slots. Senders
-     * fill and flush it within one locked stretch; the I/O thread may
-     * also leave pingwave copies in it (nmi_node_raw_send_later), sent by
-     * the next flush: tx_later says so (__atomic: on_check reads it
+    /* pingwave copies waiting for nmi_node_flush_later (allocated on
+     * first use); tx_later says some are (__atomic: on_check reads it
      * without mu) */
+    nmi_later *later;
+    size_t later_n;
     bool tx_later;
+    uv_idle_t idle; /* active while some wait: the loop polls, not sleeps */
+    /* send batch (allocated on first use): NMI_NODE_BATCH slots */
     uint8_t (*txb)[NMI_NODE_BUF];
     size_t txb_len[NMI_NODE_BATCH];
     nmi_addr txb_to[NMI_NODE_BATCH];
@@ -336,12 +347,15 @@ nmi_strm *nmi_node_stream(nm_mesh_t *m, nmi_peer *p, uint64_t id,
 void nmi_node_event(nm_mesh_t *m, nm_mesh_event_kind kind, uint64_t peer,
                     uint64_t stream_id);
 /* Route a datagram toward a peer: its next hop address. */
-/* Send raw bytes with the next batch flush instead of now: the I/O
- * thread's pingwave floods go out in one sendmmsg per NMI_NODE_BATCH after
- * the received batch was processed (on_check), so a handshake reply in the
- * same batch is not queued behind them. Manual driver: sent at once. */
+/* Send a pingwave-sized datagram at the end of the I/O thread's loop pass
+ * (on_check) instead of now: floods go out in one sendmmsg after what was
+ * received in that pass was processed (a tick's flood makes the loop poll
+ * without sleeping first), so a handshake reply is not queued behind
+ * them. Manual driver: sent at once. */
 void nmi_node_raw_send_later(nm_mesh_t *m, const nmi_addr *to,
                              const uint8_t *buf, size_t len);
+/* Send what nmi_node_raw_send_later queued (mu held). */
+void nmi_node_flush_later(nm_mesh_t *m);
 int nmi_node_next_hop(nm_mesh_t *m, nmi_peer *p, nmi_addr *out);
 /* Seal header + payload for peer p and send it (routing header added for
  * routed peers). h: flags, subprotocol, stream, sequence, event_count set

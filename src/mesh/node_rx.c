@@ -700,8 +700,7 @@ void
 nmi_node_flush_locked(nm_mesh_t *m)
 {
     if (__atomic_load_n(&m->tx_later, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&m->tx_later, false, __ATOMIC_RELAXED);
-        nmi_node_flush_batch(m); /* pingwave floods (raw_send_later) */
+        nmi_node_flush_later(m); /* pingwave floods (raw_send_later) */
     }
     /* runs after every poll phase: skip the peer walk when nothing
      * received since the last flush asked for a grant */

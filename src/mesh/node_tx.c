@@ -73,22 +73,71 @@ void
 nmi_node_raw_send_later(nm_mesh_t *m, const nmi_addr *to, const uint8_t *buf,
                         size_t len)
 {
-    if (!m->threaded || m->sock_fd < 0 || len > NMI_NODE_BUF) {
+    if (!m->threaded || m->sock_fd < 0 || len > sizeof(m->later->b)) {
         (void)nmi_node_raw_send(m, to, buf, len); /* manual driver: now */
         return;
     }
-    if (m->txb == NULL &&
-        (m->txb = malloc(NMI_NODE_BATCH * sizeof(*m->txb))) == NULL) {
+    if (m->later == NULL &&
+        (m->later = malloc(NMI_NODE_LATER * sizeof(*m->later))) == NULL) {
         (void)nmi_node_raw_send(m, to, buf, len);
         return;
     }
-    memcpy(m->txb[m->txb_n], buf, len);
-    m->txb_len[m->txb_n] = len;
-    m->txb_to[m->txb_n] = *to;
-    if (++m->txb_n == NMI_NODE_BATCH) {
-        nmi_node_flush_batch(m);
+    if (m->later_n == NMI_NODE_LATER) {
+        nmi_node_flush_later(m);
     }
+    nmi_later *l = &m->later[m->later_n++];
+    l->to = *to;
+    l->len = len;
+    memcpy(l->b, buf, len);
     __atomic_store_n(&m->tx_later, true, __ATOMIC_RELAXED);
+}
+
+void
+nmi_node_flush_later(nm_mesh_t *m)
+{
+    size_t n = m->later_n;
+    m->later_n = 0;
+    __atomic_store_n(&m->tx_later, false, __ATOMIC_RELAXED);
+    if (n == 0) {
+        return;
+    }
+    if (m->port == NULL || m->sock_fd < 0) {
+        m->stats.send_errors += n;
+        return;
+    }
+    struct mmsghdr mh[NMI_NODE_LATER];
+    struct iovec iov[NMI_NODE_LATER];
+    memset(mh, 0, n * sizeof(mh[0]));
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = m->later[i].b;
+        iov[i].iov_len = m->later[i].len;
+        mh[i].msg_hdr.msg_iov = &iov[i];
+        mh[i].msg_hdr.msg_iovlen = 1;
+        mh[i].msg_hdr.msg_name = &m->later[i].to.ss;
+        mh[i].msg_hdr.msg_namelen =
+            m->later[i].to.ss.ss_family == AF_INET6
+                ? (socklen_t)sizeof(struct sockaddr_in6)
+                : (socklen_t)sizeof(struct sockaddr_in);
+    }
+    size_t done = 0;
+    while (done < n) {
+        int r = sendmmsg(m->sock_fd, mh + done, (unsigned)(n - done),
+                         MSG_DONTWAIT);
+        if (r > 0) {
+            for (size_t i = done; i < done + (size_t)r; i++) {
+                m->stats.packets_tx++;
+                m->stats.bytes_tx += m->later[i].len;
+            }
+            done += (size_t)r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else {
+            /* a full socket buffer or a refusal: these are pingwaves,
+             * unreliable by design - counted, not waited for */
+            m->stats.send_errors += n - done;
+            break;
+        }
+    }
 }
 
 int
