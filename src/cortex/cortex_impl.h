@@ -23,52 +23,6 @@
 #include "core/core.h"
 #include "cortex/postcard.h"
 
-/* Little-endian stores and loads of the event formats: one move each on
- * a little-endian host (writes and the fold run them per event). */
-static inline void
-nmi_cx_st64(uint8_t *p, uint64_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &v, sizeof(v));
-#else
-    nmi_store_le64(p, v);
-#endif
-}
-
-static inline void
-nmi_cx_st32(uint8_t *p, uint32_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &v, sizeof(v));
-#else
-    nmi_store_le32(p, v);
-#endif
-}
-
-static inline uint64_t
-nmi_cx_ld64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-#else
-    return nmi_load_le64(p);
-#endif
-}
-
-static inline uint32_t
-nmi_cx_ld32(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-#else
-    return nmi_load_le32(p);
-#endif
-}
-
 /* Events a fold applies per write-lock hold. */
 #define NMI_CX_FOLD_BATCH 256
 

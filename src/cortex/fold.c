@@ -513,13 +513,13 @@ nmi_cx_append_raw(nmi_cx_model *m, uint8_t dispatch, uint8_t *p, size_t len,
     p[1] = 0;
     p[2] = 0;
     p[3] = 0;
-    nmi_cx_st64(p + 4, m->origin);
-    nmi_cx_st64(p + 12, atomic_fetch_add_explicit(&m->app_seq, 1,
-                                                  memory_order_relaxed));
+    nmi_store_le64(p + 4, m->origin);
+    nmi_store_le64(p + 12, atomic_fetch_add_explicit(&m->app_seq, 1,
+                                                     memory_order_relaxed));
     /* checksum v2: the meta with a zero checksum slot, then the tail -
      * exactly the buffer as it stands. */
-    nmi_cx_st32(p + 20, 0);
-    nmi_cx_st32(p + 20, (uint32_t)XXH3_64bits(p, len));
+    nmi_store_le32(p + 20, 0);
+    nmi_store_le32(p + 20, (uint32_t)XXH3_64bits(p, len));
     uint64_t seq;
     int rc = nm_redex_append(m->file, p, len, &seq);
     if (rc) {

@@ -17,9 +17,9 @@ nm_cortex_meta_encode(const nm_cortex_meta *m,
     out[1] = m->flags;
     out[2] = 0;
     out[3] = 0;
-    nmi_cx_st64(out + 4, m->origin_hash);
-    nmi_cx_st64(out + 12, m->seq_or_ts);
-    nmi_cx_st32(out + 20, m->checksum);
+    nmi_store_le64(out + 4, m->origin_hash);
+    nmi_store_le64(out + 12, m->seq_or_ts);
+    nmi_store_le32(out + 20, m->checksum);
 }
 
 int
@@ -36,9 +36,9 @@ nm_cortex_meta_decode(const uint8_t *buf, size_t len, nm_cortex_meta *out)
     out->flags = buf[1];
     out->pad[0] = buf[2];
     out->pad[1] = buf[3];
-    out->origin_hash = nmi_cx_ld64(buf + 4);
-    out->seq_or_ts = nmi_cx_ld64(buf + 12);
-    out->checksum = nmi_cx_ld32(buf + 20);
+    out->origin_hash = nmi_load_le64(buf + 4);
+    out->seq_or_ts = nmi_load_le64(buf + 12);
+    out->checksum = nmi_load_le32(buf + 20);
     return NM_OK;
 }
 

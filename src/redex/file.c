@@ -1671,8 +1671,8 @@ put(nmi_rx_core *c, const uint8_t *data, uint32_t len, bool inl, uint32_t ck,
     uint32_t datlen = 0;
     ck_note(c, i, c->dat.end);
     if (inl) {
-        r.off = nmi_rx_ld32(data);
-        r.len = nmi_rx_ld32(data + 4);
+        r.off = nmi_load_le32(data);
+        r.len = nmi_load_le32(data + 4);
         r.fc = NM_REDEX_FLAG_INLINE | ck;
     } else {
         r.off = (uint32_t)c->dat.end;
@@ -1688,7 +1688,7 @@ put(nmi_rx_core *c, const uint8_t *data, uint32_t len, bool inl, uint32_t ck,
     nmi_rx_rec_encode(&r, c->idx.map + c->idx.end);
     c->idx.end += NMI_RX_REC;
     atomic_thread_fence(memory_order_release); /* idx before ts */
-    nmi_rx_st64(c->ts.map + c->ts.end, ts);
+    nmi_store_le64(c->ts.map + c->ts.end, ts);
     c->ts.end += NMI_RX_TS;
     c->next++;
     c->live_bytes += NMI_RX_REC + datlen;
@@ -1913,7 +1913,7 @@ load_range(nmi_rx_core *c, uint64_t seq, size_t n, const uint8_t *recs,
         nmi_rx_rec_decode(recs + j * NMI_RX_REC, &r);
         nm_redex_event *e = &evs[j];
         e->seq = r.seq;
-        e->timestamp_ns = nmi_rx_ld64(tsb + (j % WALK_CHUNK) * NMI_RX_TS);
+        e->timestamp_ns = nmi_load_le64(tsb + (j % WALK_CHUNK) * NMI_RX_TS);
         e->flags = r.fc & NMI_RX_FLAG_MASK;
         e->checksum = r.fc & NMI_RX_CKSUM_MASK;
         uint8_t *dst = arena + a;
@@ -2408,7 +2408,7 @@ tail_build(nm_redex_tail *t)
         nmi_rx_rec_decode(t->s_recs + j * NMI_RX_REC, &r);
         nm_redex_event *e = &t->ev[j];
         e->seq = r.seq;
-        e->timestamp_ns = nmi_rx_ld64(tsb + j * NMI_RX_TS);
+        e->timestamp_ns = nmi_load_le64(tsb + j * NMI_RX_TS);
         e->flags = r.fc & NMI_RX_FLAG_MASK;
         e->checksum = r.fc & NMI_RX_CKSUM_MASK;
         uint8_t *dst = t->arena + a;

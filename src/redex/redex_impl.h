@@ -48,69 +48,23 @@ typedef struct nmi_rx_rec {
     uint32_t fc;  /* flags (top nibble) | checksum (low 28 bits) */
 } nmi_rx_rec;
 
-/* Little-endian stores and loads of the formats: one move each on a
- * little-endian host (the append and tail paths run them per record). */
-static inline void
-nmi_rx_st64(uint8_t *p, uint64_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &v, sizeof(v));
-#else
-    nmi_store_le64(p, v);
-#endif
-}
-
-static inline void
-nmi_rx_st32(uint8_t *p, uint32_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &v, sizeof(v));
-#else
-    nmi_store_le32(p, v);
-#endif
-}
-
-static inline uint64_t
-nmi_rx_ld64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-#else
-    return nmi_load_le64(p);
-#endif
-}
-
-static inline uint32_t
-nmi_rx_ld32(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-#else
-    return nmi_load_le32(p);
-#endif
-}
-
 /* The 20-byte index record (inline: the append and tail paths). */
 static inline void
 nmi_rx_rec_encode(const nmi_rx_rec *r, uint8_t out[NMI_RX_REC])
 {
-    nmi_rx_st64(out, r->seq);
-    nmi_rx_st32(out + 8, r->off);
-    nmi_rx_st32(out + 12, r->len);
-    nmi_rx_st32(out + 16, r->fc);
+    nmi_store_le64(out, r->seq);
+    nmi_store_le32(out + 8, r->off);
+    nmi_store_le32(out + 12, r->len);
+    nmi_store_le32(out + 16, r->fc);
 }
 
 static inline void
 nmi_rx_rec_decode(const uint8_t in[NMI_RX_REC], nmi_rx_rec *r)
 {
-    r->seq = nmi_rx_ld64(in);
-    r->off = nmi_rx_ld32(in + 8);
-    r->len = nmi_rx_ld32(in + 12);
-    r->fc = nmi_rx_ld32(in + 16);
+    r->seq = nmi_load_le64(in);
+    r->off = nmi_load_le32(in + 8);
+    r->len = nmi_load_le32(in + 12);
+    r->fc = nmi_load_le32(in + 16);
 }
 /* xxh3-64(p[0..n)) & 0x0FFFFFFF */
 uint32_t nmi_rx_checksum(const void *p, size_t n);
