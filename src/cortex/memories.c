@@ -862,13 +862,12 @@ nm_cortex_memories_find_many(nm_cortex_memories *m,
     return rc;
 }
 
-int
-nm_cortex_memories_count_where(nm_cortex_memories *m,
-                               const nm_cortex_memory_filter *f, size_t *out)
+/* How many elements match f, counting at most `limit` (0: all): the
+ * body of count_where and exists_where. */
+static int
+count_matching(nm_cortex_memories *m, const nm_cortex_memory_filter *f,
+               size_t limit, size_t *out)
 {
-    if (!out) {
-        return nmi_err(NM_EINVAL, "out must not be NULL");
-    }
     nm_cortex_memory_filter all;
     int rc = prepare(m, &f, &all);
     mq q;
@@ -876,10 +875,20 @@ nm_cortex_memories_count_where(nm_cortex_memories *m,
         return rc;
     }
     pthread_rwlock_rdlock(&M(m)->rw);
-    *out = mq_select(&M(m)->tab, &q, NULL, 0);
+    *out = mq_select(&M(m)->tab, &q, NULL, limit);
     pthread_rwlock_unlock(&M(m)->rw);
     mq_free(&q);
     return NM_OK;
+}
+
+int
+nm_cortex_memories_count_where(nm_cortex_memories *m,
+                               const nm_cortex_memory_filter *f, size_t *out)
+{
+    if (!out) {
+        return nmi_err(NM_EINVAL, "out must not be NULL");
+    }
+    return count_matching(m, f, 0, out);
 }
 
 int
@@ -889,17 +898,12 @@ nm_cortex_memories_exists_where(nm_cortex_memories *m,
     if (!out) {
         return nmi_err(NM_EINVAL, "out must not be NULL");
     }
-    nm_cortex_memory_filter all;
-    int rc = prepare(m, &f, &all);
-    mq q;
-    if (rc || (rc = mq_compile(f, &q)) != NM_OK) {
-        return rc;
+    size_t n = 0;
+    int rc = count_matching(m, f, 1, &n);
+    if (rc == NM_OK) {
+        *out = n > 0;
     }
-    pthread_rwlock_rdlock(&M(m)->rw);
-    *out = mq_select(&M(m)->tab, &q, NULL, 1) > 0;
-    pthread_rwlock_unlock(&M(m)->rw);
-    mq_free(&q);
-    return NM_OK;
+    return rc;
 }
 
 int

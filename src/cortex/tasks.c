@@ -679,44 +679,48 @@ nm_cortex_tasks_find_many(nm_cortex_tasks *t, const nm_cortex_task_filter *f,
     return rc;
 }
 
-int
-nm_cortex_tasks_count_where(nm_cortex_tasks *t, const nm_cortex_task_filter *f,
-                            size_t *out)
+/* How many elements match f, counting at most `limit` (0: all): the
+ * body of count_where and exists_where. */
+static int
+count_matching(nm_cortex_tasks *m, const nm_cortex_task_filter *f,
+               size_t limit, size_t *out)
 {
-    if (!out) {
-        return nmi_err(NM_EINVAL, "out must not be NULL");
-    }
     nm_cortex_task_filter all;
-    int rc = prepare(t, &f, &all);
+    int rc = prepare(m, &f, &all);
     tq q;
     if (rc || (rc = tq_compile(f, &q)) != NM_OK) {
         return rc;
     }
-    pthread_rwlock_rdlock(&M(t)->rw);
-    *out = tq_select(&M(t)->tab, &q, NULL, 0);
-    pthread_rwlock_unlock(&M(t)->rw);
+    pthread_rwlock_rdlock(&M(m)->rw);
+    *out = tq_select(&M(m)->tab, &q, NULL, limit);
+    pthread_rwlock_unlock(&M(m)->rw);
     tq_free(&q);
     return NM_OK;
 }
 
 int
-nm_cortex_tasks_exists_where(nm_cortex_tasks *t,
+nm_cortex_tasks_count_where(nm_cortex_tasks *m, const nm_cortex_task_filter *f,
+                            size_t *out)
+{
+    if (!out) {
+        return nmi_err(NM_EINVAL, "out must not be NULL");
+    }
+    return count_matching(m, f, 0, out);
+}
+
+int
+nm_cortex_tasks_exists_where(nm_cortex_tasks *m,
                              const nm_cortex_task_filter *f, bool *out)
 {
     if (!out) {
         return nmi_err(NM_EINVAL, "out must not be NULL");
     }
-    nm_cortex_task_filter all;
-    int rc = prepare(t, &f, &all);
-    tq q;
-    if (rc || (rc = tq_compile(f, &q)) != NM_OK) {
-        return rc;
+    size_t n = 0;
+    int rc = count_matching(m, f, 1, &n);
+    if (rc == NM_OK) {
+        *out = n > 0;
     }
-    pthread_rwlock_rdlock(&M(t)->rw);
-    *out = tq_select(&M(t)->tab, &q, NULL, 1) > 0;
-    pthread_rwlock_unlock(&M(t)->rw);
-    tq_free(&q);
-    return NM_OK;
+    return rc;
 }
 
 int
