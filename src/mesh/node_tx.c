@@ -69,6 +69,21 @@ nmi_node_raw_send(nm_mesh_t *m, const nmi_addr *to, const uint8_t *buf,
     return NM_OK;
 }
 
+/* One datagram of a sendmmsg call: buf[0..len) to `to`. */
+static void
+mmsg_set(struct mmsghdr *mh, struct iovec *iov, void *buf, size_t len,
+         nmi_addr *to)
+{
+    iov->iov_base = buf;
+    iov->iov_len = len;
+    mh->msg_hdr.msg_iov = iov;
+    mh->msg_hdr.msg_iovlen = 1;
+    mh->msg_hdr.msg_name = &to->ss;
+    mh->msg_hdr.msg_namelen = to->ss.ss_family == AF_INET6
+                                  ? (socklen_t)sizeof(struct sockaddr_in6)
+                                  : (socklen_t)sizeof(struct sockaddr_in);
+}
+
 void
 nmi_node_raw_send_later(nm_mesh_t *m, const nmi_addr *to, const uint8_t *buf,
                         size_t len)
@@ -109,15 +124,8 @@ nmi_node_flush_later(nm_mesh_t *m)
     struct iovec iov[NMI_NODE_LATER];
     memset(mh, 0, n * sizeof(mh[0]));
     for (size_t i = 0; i < n; i++) {
-        iov[i].iov_base = m->later[i].b;
-        iov[i].iov_len = m->later[i].len;
-        mh[i].msg_hdr.msg_iov = &iov[i];
-        mh[i].msg_hdr.msg_iovlen = 1;
-        mh[i].msg_hdr.msg_name = &m->later[i].to.ss;
-        mh[i].msg_hdr.msg_namelen =
-            m->later[i].to.ss.ss_family == AF_INET6
-                ? (socklen_t)sizeof(struct sockaddr_in6)
-                : (socklen_t)sizeof(struct sockaddr_in);
+        mmsg_set(&mh[i], &iov[i], m->later[i].b, m->later[i].len,
+                 &m->later[i].to);
     }
     size_t done = 0;
     while (done < n) {
@@ -239,15 +247,7 @@ nmi_node_flush_batch(nm_mesh_t *m)
     struct iovec iov[NMI_NODE_BATCH];
     memset(mh, 0, sizeof(mh));
     for (size_t i = 0; i < n; i++) {
-        iov[i].iov_base = m->txb[i];
-        iov[i].iov_len = m->txb_len[i];
-        mh[i].msg_hdr.msg_iov = &iov[i];
-        mh[i].msg_hdr.msg_iovlen = 1;
-        mh[i].msg_hdr.msg_name = &m->txb_to[i].ss;
-        mh[i].msg_hdr.msg_namelen =
-            m->txb_to[i].ss.ss_family == AF_INET6
-                ? (socklen_t)sizeof(struct sockaddr_in6)
-                : (socklen_t)sizeof(struct sockaddr_in);
+        mmsg_set(&mh[i], &iov[i], m->txb[i], m->txb_len[i], &m->txb_to[i]);
     }
     size_t done = 0;
     int stalls = 0;
